@@ -1,0 +1,42 @@
+"""Apache Airflow provider for KubeRay: transient RayJobs, deferrable waits, sensors and a local stack."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict:
+    """Return the provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+    return {
+        "package-name": "airflow-provider-kuberay",
+        "name": "KubeRay",
+        "description": "Run transient Ray clusters on Kubernetes (KubeRay RayJob) from Airflow.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "kuberay",
+                "hook-class-name": "kuberay_provider.hooks.kuberay.KubeRayHook",
+            }
+        ],
+        "hook-class-names": ["kuberay_provider.hooks.kuberay.KubeRayHook"],
+        "operators": [
+            {
+                "integration-name": "KubeRay",
+                "python-modules": [
+                    "kuberay_provider.operators.rayjob",
+                    "kuberay_provider.operators.raycluster",
+                ],
+            }
+        ],
+        "sensors": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.sensors.rayjob"]}],
+        "triggers": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.triggers.rayjob"]}],
+        "hooks": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.hooks.kuberay"]}],
+        "extra-links": ["kuberay_provider.links.RayDashboardLink"],
+        "integrations": [
+            {
+                "integration-name": "KubeRay",
+                "external-doc-url": "https://docs.ray.io/en/latest/cluster/kubernetes/index.html",
+                "tags": ["software"],
+            }
+        ],
+    }

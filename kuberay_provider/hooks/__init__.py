@@ -1,0 +1,1 @@
+"""Hooks talking to the Kubernetes API for KubeRay objects."""

@@ -1,0 +1,569 @@
+"""KubeRayHook and AsyncKubeRayHook: RayJob and RayCluster objects over the Kubernetes API.
+
+Both build on the cncf-kubernetes provider's connection handling (kubeconfig path or content, in-cluster,
+context, namespace), so a ``kubernetes`` connection works unchanged. Retries, the watch state machine and
+the reading of pods are shared (:mod:`.retry`, :mod:`.watching`, :mod:`.pods`); the two classes differ
+only in how they perform I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
+
+from kuberay_provider import constants as c
+from kuberay_provider.errors import RayJobGoneError
+from kuberay_provider.hooks.pods import (
+    LogTail,
+    SubmitterLogPlan,
+    describe_pod_problems,
+    describe_warning_events,
+    head_pod_selector,
+    submitter_pod_selector,
+)
+from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy, acall_with_retry, call_with_retry
+from kuberay_provider.hooks.watching import (
+    Finished,
+    Get,
+    Gone,
+    RayJobWaiter,
+    Sleep,
+    TimedOut,
+    Watch,
+    parse_watch_line,
+)
+from kuberay_provider.status import RayJobStatus
+
+REQUEST_TIMEOUT = 30.0
+StatusCallback = Callable[[RayJobStatus], None]
+
+
+class RayJobWaitTimeout(TimeoutError):
+    """The wait's own timeout passed before the RayJob finished."""
+
+    def __init__(self, last: RayJobStatus | None, message: str) -> None:
+        super().__init__(message)
+        self.last = last
+
+
+def _kind_plural(kind: str) -> str:
+    plurals = {c.RAYJOB_KIND: c.RAYJOB_PLURAL, c.RAYCLUSTER_KIND: c.RAYCLUSTER_PLURAL}
+    if kind not in plurals:
+        raise ValueError(f"kind must be one of {sorted(plurals)}, got {kind!r}")
+    return plurals[kind]
+
+
+def classify_sync_error(exc: BaseException) -> ApiFailure | None:
+    """Map the official client's exceptions to :class:`ApiFailure` (None: not an API/transport error)."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        return ApiFailure(exc.status, f"{exc.status} {exc.reason}")
+    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)):
+        return ApiFailure(None, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def classify_async_error(exc: BaseException) -> ApiFailure | None:
+    """Map kubernetes_asyncio / aiohttp exceptions to :class:`ApiFailure`."""
+    import aiohttp
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        return ApiFailure(exc.status, f"{exc.status} {exc.reason}")
+    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError)):
+        return ApiFailure(None, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _status_of(exc: BaseException, classify: Callable[[BaseException], ApiFailure | None]) -> int | None:
+    failure = classify(exc)
+    return failure.status if failure else None
+
+
+class KubeRayHook(KubernetesHook):
+    """Create, read, watch and delete RayJobs and RayClusters; read and follow Ray pod logs.
+
+    :param kubernetes_conn_id: a ``kubernetes`` (or ``kuberay``) connection; ``kubernetes_default`` by default.
+    :param retry: backoff for transient API errors (429, 5xx, resets, timeouts); 4xx are never retried.
+    """
+
+    conn_type = "kuberay"
+    hook_name = "KubeRay (Kubernetes cluster)"
+
+    def __init__(self, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry = retry or RetryPolicy()
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        return call_with_retry(fn, classify_sync_error, self.retry, log=self.log)
+
+    def resolve_namespace(self, namespace: str | None) -> str:
+        """The given namespace, else the connection's, else ``default``."""
+        return namespace or self.get_namespace() or c.DEFAULT_NAMESPACE
+
+    # -- custom objects ---------------------------------------------------------------------------------
+    def create_object(self, kind: str, body: dict[str, Any], namespace: str) -> tuple[dict[str, Any], bool]:
+        """Create a RayJob/RayCluster. Returns ``(object, created)``; AlreadyExists returns the existing one."""
+        plural = _kind_plural(kind)
+        api = self.custom_object_client
+        try:
+            obj = self._call(lambda: api.create_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, body, _request_timeout=REQUEST_TIMEOUT))
+            return obj, True
+        except Exception as exc:
+            if _status_of(exc, classify_sync_error) != 409:
+                raise
+        existing = self.get_object(kind, body["metadata"]["name"], namespace)
+        if existing is None:  # deleted between the 409 and the read: try once more
+            return self.create_object(kind, body, namespace)
+        return existing, False
+
+    def get_object(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        api = self.custom_object_client
+        try:
+            return self._call(lambda: api.get_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, _request_timeout=REQUEST_TIMEOUT))
+        except Exception as exc:
+            if _status_of(exc, classify_sync_error) == 404:
+                return None
+            raise
+
+    def list_objects(self, kind: str, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
+        """Objects matching ``label_selector`` in ``namespace`` (all namespaces if None)."""
+        api = self.custom_object_client
+        if namespace:
+            result = self._call(lambda: api.list_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), label_selector=label_selector,
+                _request_timeout=REQUEST_TIMEOUT))
+        else:
+            result = self._call(lambda: api.list_cluster_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, _kind_plural(kind), label_selector=label_selector,
+                _request_timeout=REQUEST_TIMEOUT))
+        return list(result.get("items") or [])
+
+    def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
+        """Delete (foreground by default: children first). Returns False if it was already gone."""
+        api = self.custom_object_client
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            self._call(lambda: api.delete_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, body=body,
+                _request_timeout=REQUEST_TIMEOUT))
+            return True
+        except Exception as exc:
+            if _status_of(exc, classify_sync_error) == 404:
+                return False
+            raise
+
+    def wait_deleted(self, kind: str, name: str, namespace: str, timeout: float = 120.0, interval: float = 1.0) -> bool:
+        """Wait until the object no longer exists (finalizers done). True if gone in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get_object(kind, name, namespace) is None:
+                return True
+            time.sleep(interval)
+        return False
+
+    # -- RayJob convenience ----------------------------------------------------------------------------
+    def create_rayjob(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        return self.create_object(c.RAYJOB_KIND, body, body["metadata"]["namespace"])
+
+    def get_rayjob(self, name: str, namespace: str) -> dict[str, Any] | None:
+        return self.get_object(c.RAYJOB_KIND, name, namespace)
+
+    def delete_rayjob(self, name: str, namespace: str, propagation: str = "Foreground") -> bool:
+        return self.delete_object(c.RAYJOB_KIND, name, namespace, propagation)
+
+    def list_rayjobs(self, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
+        return self.list_objects(c.RAYJOB_KIND, namespace, label_selector)
+
+    # -- waiting ---------------------------------------------------------------------------------------
+    def _watch_lines(self, name: str, namespace: str, action: Watch) -> Iterator[bytes]:
+        from kubernetes.watch.watch import iter_resp_lines
+
+        api = self.custom_object_client
+        kwargs: dict[str, Any] = {
+            "field_selector": f"metadata.name={name}",
+            "watch": True,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": action.timeout_seconds,
+            "_preload_content": False,
+            "_request_timeout": (10, action.timeout_seconds + 15),
+        }
+        if action.resource_version:
+            kwargs["resource_version"] = action.resource_version
+        response = api.list_namespaced_custom_object(c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, **kwargs)
+        try:
+            yield from iter_resp_lines(response)
+        finally:
+            response.release_conn()
+
+    def wait_for_rayjob(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        timeout: float | None = None,
+        on_status: StatusCallback | None = None,
+        waiter: RayJobWaiter | None = None,
+    ) -> RayJobStatus:
+        """Block until the RayJob is terminal; returns its final status.
+
+        Raises :class:`RayJobGoneError` if it is deleted meanwhile and :class:`RayJobWaitTimeout` on timeout.
+        """
+        waiter = waiter or RayJobWaiter(name, namespace, timeout=timeout)
+        while True:
+            action = waiter.next_action()
+            if isinstance(action, Finished):
+                return action.status
+            if isinstance(action, Gone):
+                raise RayJobGoneError(f"RayJob {namespace}/{name} was deleted while the task waited for it")
+            if isinstance(action, TimedOut):
+                raise RayJobWaitTimeout(action.last, f"RayJob {namespace}/{name} did not finish within {timeout}s")
+            if isinstance(action, Sleep):
+                time.sleep(action.seconds)
+                continue
+            try:
+                if isinstance(action, Get):
+                    changed = waiter.on_object(self._get_raw(name, namespace))
+                    if changed and on_status:
+                        on_status(changed)
+                    continue
+                started, seen = time.monotonic(), 0
+                for line in self._watch_lines(name, namespace, action):
+                    seen += 1
+                    changed = waiter.on_event(parse_watch_line(line))
+                    if changed and on_status:
+                        on_status(changed)
+                    if waiter.done:
+                        break
+                waiter.on_watch_closed(seen, time.monotonic() - started)
+            except Exception as exc:
+                failure = classify_sync_error(exc)
+                if failure is None:
+                    raise
+                waiter.on_failure(failure)
+
+    def _get_raw(self, name: str, namespace: str) -> dict[str, Any] | None:
+        """A single GET (no retries: the waiter decides about retries)."""
+        try:
+            return self.custom_object_client.get_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+        except Exception as exc:
+            if _status_of(exc, classify_sync_error) == 404:
+                return None
+            raise
+
+    # -- pods, logs, events ----------------------------------------------------------------------------
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods as plain dicts (camelCase, as the API returns them)."""
+        api = self.core_v1_client
+        response = self._call(lambda: api.list_namespaced_pod(
+            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        return list(json.loads(response.data).get("items") or [])
+
+    def read_pod_log(self, name: str, namespace: str, container: str | None = None, tail_lines: int | None = None) -> str:
+        api = self.core_v1_client
+        kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
+        if container:
+            kwargs["container"] = container
+        if tail_lines:
+            kwargs["tail_lines"] = tail_lines
+        response = self._call(lambda: api.read_namespaced_pod_log(name, namespace, **kwargs))
+        return response.data.decode("utf-8", errors="replace")
+
+    def follow_pod_log(self, name: str, namespace: str, container: str | None = None,
+                       on_response: Callable[[Any], None] | None = None) -> Iterator[str]:
+        """Lines of a pod's log as they are written (``follow=true``) until the container stops."""
+        from kubernetes.watch.watch import iter_resp_lines
+
+        kwargs: dict[str, Any] = {"follow": True, "_preload_content": False, "_request_timeout": (10, None)}
+        if container:
+            kwargs["container"] = container
+        response = self.core_v1_client.read_namespaced_pod_log(name, namespace, **kwargs)
+        if on_response:
+            on_response(response)
+        try:
+            for line in iter_resp_lines(response):
+                yield line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+        finally:
+            response.release_conn()
+
+    def list_events(self, namespace: str, involved_name: str) -> list[dict[str, Any]]:
+        api = self.core_v1_client
+        response = self._call(lambda: api.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={involved_name}", _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT))
+        return list(json.loads(response.data).get("items") or [])
+
+    def diagnose(self, status: RayJobStatus) -> list[str]:
+        """Why a RayJob did not get anywhere: head pod problems and Warning events (best effort)."""
+        lines: list[str] = []
+        try:
+            if status.cluster_name:
+                lines += describe_pod_problems(self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
+            lines += describe_pod_problems(self.list_pods(status.namespace, submitter_pod_selector(status.name)))
+            lines += describe_warning_events(self.list_events(status.namespace, status.name))
+        except Exception as exc:  # diagnostics must never hide the real failure
+            lines.append(f"(could not read pods or events: {exc})")
+        return lines
+
+    def stream_driver_log(self, rayjob_name: str, namespace: str, tail: LogTail, emit: Callable[[str], None],
+                          stop: threading.Event, poll_interval: float = 2.0) -> None:
+        """Follow the submitter pods' logs (K8sJobMode) into ``emit`` until ``stop`` is set and streams end."""
+        plan = SubmitterLogPlan(poll_interval)
+        while True:
+            try:
+                name = plan.pick(self.list_pods(namespace, submitter_pod_selector(rayjob_name)))
+            except Exception:
+                name = None
+            if name is not None:
+                tail.start(name)
+                try:
+                    for line in self.follow_pod_log(name, namespace, c.SUBMITTER_CONTAINER):
+                        if tail.accept(name, line):
+                            emit(line)
+                    plan.stream_ended(stop.is_set())
+                except Exception:
+                    plan.stream_failed()
+            if stop.is_set():
+                return
+            stop.wait(plan.wait_seconds())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the API answers and serves RayJobs (``ray.io/v1``)."""
+        try:
+            from kubernetes import client
+
+            version = client.VersionApi(self.api_client).get_code()
+            resources = client.CustomObjectsApi(self.api_client).get_api_resources(c.RAY_GROUP, c.RAY_VERSION)
+            names = {r.name for r in resources.resources}
+            if c.RAYJOB_PLURAL not in names:
+                return False, f"Kubernetes {version.git_version} answers but does not serve {c.RAY_API_VERSION} rayjobs"
+            return True, f"Connected to Kubernetes {version.git_version}; {c.RAY_API_VERSION} RayJobs are served"
+        except Exception as exc:
+            return False, str(exc)
+
+
+class AsyncKubeRayHook(AsyncKubernetesHook):
+    """Async twin of :class:`KubeRayHook` for triggers (kubernetes_asyncio); same decisions, non-blocking I/O."""
+
+    conn_type = "kuberay"
+    hook_name = "KubeRay (Kubernetes cluster)"
+
+    def __init__(self, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry = retry or RetryPolicy()
+
+    async def _call(self, fn: Callable[[Any], Any]) -> Any:
+        async def attempt():
+            async with self.get_conn() as api_client:
+                return await fn(api_client)
+
+        return await acall_with_retry(attempt, classify_async_error, self.retry, log=self.log)
+
+    async def get_object(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        from kubernetes_asyncio import client
+
+        try:
+            return await self._call(lambda api: client.CustomObjectsApi(api).get_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, _request_timeout=REQUEST_TIMEOUT))
+        except Exception as exc:
+            if _status_of(exc, classify_async_error) == 404:
+                return None
+            raise
+
+    async def get_rayjob(self, name: str, namespace: str) -> dict[str, Any] | None:
+        return await self.get_object(c.RAYJOB_KIND, name, namespace)
+
+    async def list_objects(self, kind: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        from kubernetes_asyncio import client
+
+        result = await self._call(lambda api: client.CustomObjectsApi(api).list_namespaced_custom_object(
+            c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), label_selector=label_selector,
+            _request_timeout=REQUEST_TIMEOUT))
+        return list(result.get("items") or [])
+
+    async def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
+        from kubernetes_asyncio import client
+
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            await self._call(lambda api: client.CustomObjectsApi(api).delete_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, body=body,
+                _request_timeout=REQUEST_TIMEOUT))
+            return True
+        except Exception as exc:
+            if _status_of(exc, classify_async_error) == 404:
+                return False
+            raise
+
+    async def delete_rayjob(self, name: str, namespace: str, propagation: str = "Foreground") -> bool:
+        return await self.delete_object(c.RAYJOB_KIND, name, namespace, propagation)
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        from kubernetes_asyncio import client
+
+        async def list_raw(api):
+            response = await client.CoreV1Api(api).list_namespaced_pod(
+                namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            return json.loads(await response.read())
+
+        return list((await self._call(list_raw)).get("items") or [])
+
+    async def list_events(self, namespace: str, involved_name: str) -> list[dict[str, Any]]:
+        from kubernetes_asyncio import client
+
+        async def list_raw(api):
+            response = await client.CoreV1Api(api).list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={involved_name}", _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT)
+            return json.loads(await response.read())
+
+        return list((await self._call(list_raw)).get("items") or [])
+
+    async def read_pod_log(self, name: str, namespace: str, container: str | None = None,
+                           tail_lines: int | None = None) -> str:
+        from kubernetes_asyncio import client
+
+        kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
+        if container:
+            kwargs["container"] = container
+        if tail_lines:
+            kwargs["tail_lines"] = tail_lines
+
+        async def read(api):
+            response = await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs)
+            return (await response.read()).decode("utf-8", errors="replace")
+
+        return await self._call(read)
+
+    async def follow_pod_log(self, name: str, namespace: str, container: str | None = None) -> AsyncIterator[str]:
+        """Lines of a pod's log as they are written, until the container stops."""
+        from kubernetes_asyncio import client
+
+        async with self.get_conn() as api:
+            kwargs: dict[str, Any] = {"follow": True, "_preload_content": False}
+            if container:
+                kwargs["container"] = container
+            response = await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs)
+            try:
+                while True:
+                    line = await response.content.readline()
+                    if not line:
+                        return
+                    yield line.decode("utf-8", errors="replace").rstrip("\n")
+            finally:
+                response.release()
+
+    async def _watch_lines(self, api: Any, name: str, namespace: str, action: Watch) -> AsyncIterator[bytes]:
+        from kubernetes_asyncio import client
+
+        kwargs: dict[str, Any] = {
+            "field_selector": f"metadata.name={name}",
+            "watch": True,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": action.timeout_seconds,
+            "_preload_content": False,
+            "_request_timeout": action.timeout_seconds + 15,
+        }
+        if action.resource_version:
+            kwargs["resource_version"] = action.resource_version
+        response = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, **kwargs)
+        try:
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return
+                yield line
+        finally:
+            response.release()
+
+    async def _get_raw(self, api: Any, name: str, namespace: str) -> dict[str, Any] | None:
+        from kubernetes_asyncio import client
+
+        try:
+            return await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+        except Exception as exc:
+            if _status_of(exc, classify_async_error) == 404:
+                return None
+            raise
+
+    async def watch_rayjob(self, name: str, namespace: str, *, waiter: RayJobWaiter) -> AsyncIterator[RayJobStatus]:
+        """Yield each changed status until ``waiter`` is done (terminal, gone or timed out)."""
+        while True:
+            action = waiter.next_action()
+            if isinstance(action, (Finished, Gone, TimedOut)):
+                return
+            if isinstance(action, Sleep):
+                await asyncio.sleep(action.seconds)
+                continue
+            try:
+                async with self.get_conn() as api:
+                    if isinstance(action, Get):
+                        changed = waiter.on_object(await self._get_raw(api, name, namespace))
+                        if changed:
+                            yield changed
+                        continue
+                    started, seen = time.monotonic(), 0
+                    async for line in self._watch_lines(api, name, namespace, action):
+                        seen += 1
+                        changed = waiter.on_event(parse_watch_line(line))
+                        if changed:
+                            yield changed
+                        if waiter.done:
+                            break
+                    waiter.on_watch_closed(seen, time.monotonic() - started)
+            except Exception as exc:
+                failure = classify_async_error(exc)
+                if failure is None:
+                    raise
+                waiter.on_failure(failure)
+
+    async def diagnose(self, status: RayJobStatus) -> list[str]:
+        """Async twin of :meth:`KubeRayHook.diagnose`."""
+        lines: list[str] = []
+        try:
+            if status.cluster_name:
+                lines += describe_pod_problems(await self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
+            lines += describe_pod_problems(await self.list_pods(status.namespace, submitter_pod_selector(status.name)))
+            lines += describe_warning_events(await self.list_events(status.namespace, status.name))
+        except Exception as exc:
+            lines.append(f"(could not read pods or events: {exc})")
+        return lines
+
+    async def stream_driver_log(self, rayjob_name: str, namespace: str, tail: LogTail, emit: Callable[[str], None],
+                                stop: asyncio.Event, poll_interval: float = 2.0) -> None:
+        """Async twin of :meth:`KubeRayHook.stream_driver_log`."""
+        plan = SubmitterLogPlan(poll_interval)
+        while True:
+            try:
+                name = plan.pick(await self.list_pods(namespace, submitter_pod_selector(rayjob_name)))
+            except Exception:
+                name = None
+            if name is not None:
+                tail.start(name)
+                try:
+                    async for line in self.follow_pod_log(name, namespace, c.SUBMITTER_CONTAINER):
+                        if tail.accept(name, line):
+                            emit(line)
+                    plan.stream_ended(stop.is_set())
+                except Exception:
+                    plan.stream_failed()
+            if stop.is_set():
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=plan.wait_seconds())

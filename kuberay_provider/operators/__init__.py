@@ -1,0 +1,1 @@
+"""Operators for KubeRay. Importing these modules never imports kubernetes, ray or google clients."""

@@ -1,0 +1,127 @@
+"""RayClusterCreateOperator / RayClusterDeleteOperator: a Ray cluster shared by several tasks.
+
+Run RayJobs on it with ``RayJobOperator(cluster_selector=<name>)``; delete it in a teardown task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
+
+from kuberay_provider import constants as c
+from kuberay_provider import specs
+from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.naming import validate_labels, validate_namespace, validate_rayjob_name
+from kuberay_provider.status import raycluster_is_ready
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"
+
+
+def _hook(conn_id: str):
+    from kuberay_provider.hooks.kuberay import KubeRayHook
+
+    return KubeRayHook(kubernetes_conn_id=conn_id)
+
+
+class RayClusterCreateOperator(BaseOperator):
+    """Create a RayCluster and (by default) wait until it is ready. Returns ``{"name", "namespace"}``."""
+
+    template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        namespace: str | None = None,
+        image: str = DEFAULT_IMAGE,
+        head: Mapping[str, Any] | None = None,
+        worker_groups: Sequence[Mapping[str, Any]] | None = None,
+        labels: Mapping[str, str] | None = None,
+        service_account: str | None = None,
+        ray_version: str | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        wait_until_ready: bool = True,
+        ready_timeout: float = 900.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if "{{" not in str(name):
+            validate_rayjob_name(name, "name")
+        if namespace and "{{" not in namespace:
+            validate_namespace(namespace)
+        validate_labels(dict(labels or {}))
+        self.name, self.namespace, self.image = name, namespace, image
+        self.head = dict(head) if head else None
+        self.worker_groups = [dict(g) for g in worker_groups or []]
+        self.labels = dict(labels or {})
+        self.service_account, self.ray_version = service_account, ray_version
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
+        self.build_manifest()
+
+    def build_manifest(self) -> dict[str, Any]:
+        head = specs.NodeGroup.parse(self.head, "head", worker=False)
+        workers = [specs.NodeGroup.parse(g, f"worker_groups[{i}]", worker=True) for i, g in enumerate(self.worker_groups)]
+        spec = specs.build_ray_cluster_spec(
+            head=head, worker_groups=workers, pod=specs.PodSettings(image=self.image, service_account=self.service_account),
+            ray_version=self.ray_version,
+        )
+        specs.validate_ray_cluster_spec(spec)
+        labels = {**self.labels, c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}
+        return specs.build_raycluster(name=self.name, namespace=self.namespace or c.DEFAULT_NAMESPACE,
+                                      cluster_spec=spec, labels=labels)
+
+    def execute(self, context: Context) -> dict[str, str]:
+        manifest = self.build_manifest()
+        namespace = manifest["metadata"]["namespace"]
+        hook = _hook(self.kubernetes_conn_id)
+        _, created = hook.create_object(c.RAYCLUSTER_KIND, manifest, namespace)
+        self.log.info("%s RayCluster %s/%s", "Created" if created else "Found existing", namespace, self.name)
+        if self.wait_until_ready:
+            deadline = time.monotonic() + self.ready_timeout
+            while True:
+                obj = hook.get_object(c.RAYCLUSTER_KIND, self.name, namespace)
+                if obj is None:
+                    raise AirflowException(f"RayCluster {namespace}/{self.name} disappeared while starting")
+                if raycluster_is_ready(obj):
+                    break
+                if time.monotonic() >= deadline:
+                    from kuberay_provider.hooks.pods import describe_pod_problems, head_pod_selector
+
+                    problems = describe_pod_problems(hook.list_pods(namespace, head_pod_selector(self.name)))
+                    hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace)
+                    raise AirflowException(
+                        f"RayCluster {namespace}/{self.name} not ready after {self.ready_timeout}s; deleted it. "
+                        + "; ".join(problems)
+                    )
+                time.sleep(2.0)
+        return {"name": self.name, "namespace": namespace}
+
+
+class RayClusterDeleteOperator(BaseOperator):
+    """Delete a RayCluster and (by default) wait until it is gone. Succeeds if it is already gone."""
+
+    template_fields: Sequence[str] = ("name", "namespace")
+
+    def __init__(self, *, name: str, namespace: str | None = None, kubernetes_conn_id: str = "kubernetes_default",
+                 wait: bool = True, wait_timeout: float = 300.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError("name", name, "must name a RayCluster")
+        self.name, self.namespace = name, namespace
+        self.kubernetes_conn_id, self.wait, self.wait_timeout = kubernetes_conn_id, wait, wait_timeout
+
+    def execute(self, context: Context) -> None:
+        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        hook = _hook(self.kubernetes_conn_id)
+        if not hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace):
+            self.log.info("RayCluster %s/%s was already gone", namespace, self.name)
+            return
+        if self.wait and not hook.wait_deleted(c.RAYCLUSTER_KIND, self.name, namespace, self.wait_timeout):
+            raise AirflowException(f"RayCluster {namespace}/{self.name} still exists after {self.wait_timeout}s")

@@ -1,0 +1,1 @@
+"""Sensors for KubeRay. Importing these modules never imports kubernetes, ray or google clients."""

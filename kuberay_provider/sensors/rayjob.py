@@ -1,0 +1,196 @@
+"""RayJobSensor (wait for a RayJob to finish) and RayClusterDeletedSensor (confirm teardown)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, conf
+
+from kuberay_provider import constants as c
+from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.naming import validate_namespace, validate_rayjob_name
+from kuberay_provider.outcome import SUCCESS, failure_report, xcom_summary
+from kuberay_provider.status import RayJobStatus
+from kuberay_provider.teardown import leftovers
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from kuberay_provider.hooks.kuberay import KubeRayHook
+
+
+def _hook(conn_id: str) -> KubeRayHook:
+    from kuberay_provider.hooks.kuberay import KubeRayHook
+
+    return KubeRayHook(kubernetes_conn_id=conn_id)
+
+
+class RayJobSensor(BaseSensorOperator):
+    """Wait until a RayJob finishes; succeed only on ``Complete`` + ``SUCCEEDED`` (the provider's one rule).
+
+    :param name: the RayJob's name (templated; e.g. ``"{{ ti.xcom_pull('train')['name'] }}"``).
+    :param namespace: its namespace (default ``default``).
+    :param deferrable: wait in the triggerer (watch-based, no polling).
+    """
+
+    template_fields: Sequence[str] = ("name", "namespace")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        namespace: str | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError("name", name, "must name a RayJob")
+        if "{{" not in name:
+            validate_rayjob_name(name)
+        if namespace and "{{" not in namespace:
+            validate_namespace(namespace)
+        self.name = name
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.deferrable = deferrable
+
+    def _status(self) -> RayJobStatus:
+        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        obj = _hook(self.kubernetes_conn_id).get_rayjob(self.name, namespace)
+        if obj is None:
+            raise AirflowException(f"RayJob {namespace}/{self.name} does not exist")
+        return RayJobStatus.from_object(obj)
+
+    def poke(self, context: Context) -> bool:
+        status = self._status()
+        self.log.info("%s", status.describe())
+        if not status.is_terminal:
+            return False
+        if status.is_success:
+            return True
+        raise AirflowException(status.describe())
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            super().execute(context)
+            return xcom_summary(self._status(), name=self.name, namespace=self.namespace or c.DEFAULT_NAMESPACE)
+        from kuberay_provider.triggers.rayjob import RayJobTrigger
+
+        deadline = time.time() + self.timeout if self.timeout else None
+        self.defer(
+            trigger=RayJobTrigger(self.name, self.namespace or c.DEFAULT_NAMESPACE, self.kubernetes_conn_id,
+                                  deadline=deadline, stream_logs=False, delete_on_kill=False),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") == SUCCESS:
+            status = RayJobStatus.from_dict(event["rayjob"])
+            return xcom_summary(status, name=self.name, namespace=status.namespace)
+        raise AirflowException(failure_report(event))
+
+
+class RayClusterDeletedSensor(BaseSensorOperator):
+    """Confirm that the Ray cluster(s) of a RayJob, or of a label selector, and their pods are gone.
+
+    Fit to be an Airflow teardown task (``.as_teardown()``): it runs even when the training task failed.
+    On timeout it fails listing every RayCluster and pod that is left.
+
+    :param rayjob_name: the RayJob whose clusters to check (templated); its ``rayClusterName`` and every
+        RayCluster labelled ``ray.io/originated-from-cr-name=<rayjob_name>`` are checked.
+    :param cluster_names: explicit RayCluster names (templated).
+    :param label_selector: RayClusters matching this selector (templated).
+    """
+
+    template_fields: Sequence[str] = ("rayjob_name", "cluster_names", "label_selector", "namespace")
+
+    def __init__(
+        self,
+        *,
+        rayjob_name: str | None = None,
+        cluster_names: Sequence[str] | None = None,
+        label_selector: str | None = None,
+        namespace: str | None = None,
+        kubernetes_conn_id: str = "kubernetes_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float = 5.0,
+        timeout: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        if not (rayjob_name or cluster_names or label_selector):
+            raise InvalidParameterError(
+                "rayjob_name", rayjob_name, "one of rayjob_name, cluster_names or label_selector is required"
+            )
+        if cluster_names is not None and (isinstance(cluster_names, str) and "{{" not in cluster_names):
+            raise InvalidParameterError("cluster_names", cluster_names, "must be a list of RayCluster names")
+        self.rayjob_name = rayjob_name
+        self.cluster_names = cluster_names
+        self.label_selector = label_selector
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.deferrable = deferrable
+
+    def _targets(self, hook: KubeRayHook) -> tuple[str, list[str]]:
+        """(label selector, cluster names) to check."""
+        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        names = list(self.cluster_names or [])
+        selector = self.label_selector or ""
+        if self.rayjob_name:
+            selector = selector or f"{c.ORIGINATED_FROM_NAME_LABEL}={self.rayjob_name}"
+            obj = hook.get_rayjob(self.rayjob_name, namespace)
+            if obj is not None:
+                cluster = RayJobStatus.from_object(obj).cluster_name
+                if cluster and not (obj.get("spec") or {}).get("clusterSelector"):
+                    names.append(cluster)
+        return selector, sorted(set(names))
+
+    def leftovers(self, hook: KubeRayHook, selector: str, names: list[str]) -> list[str]:
+        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        clusters = hook.list_objects(c.RAYCLUSTER_KIND, namespace, selector) if selector else []
+        listed = {(o.get("metadata") or {}).get("name") for o in clusters}
+        for name in names:
+            if name not in listed:
+                obj = hook.get_object(c.RAYCLUSTER_KIND, name, namespace)
+                if obj is not None:
+                    clusters.append(obj)
+        pods: list[dict[str, Any]] = []
+        for name in sorted(set(names) | {(o.get("metadata") or {}).get("name", "") for o in clusters}):
+            pods += hook.list_pods(namespace, f"{c.RAY_CLUSTER_LABEL}={name}")
+        return leftovers(clusters, pods)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = _hook(self.kubernetes_conn_id)
+        selector, names = self._targets(hook)
+        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        if self.deferrable:
+            from kuberay_provider.triggers.rayjob import RayClusterDeletedTrigger
+
+            self.defer(
+                trigger=RayClusterDeletedTrigger(namespace, self.kubernetes_conn_id, label_selector=selector, names=names,
+                                                 deadline=time.time() + self.timeout, poll_interval=self.poke_interval),
+                method_name="execute_complete",
+            )
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = self.leftovers(hook, selector, names)
+            if not left:
+                self.log.info("Teardown confirmed: no RayCluster or Ray pod left (%s %s)", selector, names)
+                return {"clusters_left": 0, "checked": names, "label_selector": selector}
+            if time.monotonic() >= deadline:
+                raise AirflowException(f"Ray clusters still exist after {self.timeout}s:\n  " + "\n  ".join(left))
+            self.log.info("Waiting for teardown; left: %s", "; ".join(left))
+            time.sleep(self.poke_interval)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") == "success":
+            return {"clusters_left": 0}
+        raise AirflowException(f"Ray clusters still exist after {self.timeout}s:\n  " + "\n  ".join(event.get("left") or []))
+
+    def poke(self, context: Context) -> bool:  # used only if someone calls the base loop
+        hook = _hook(self.kubernetes_conn_id)
+        return not self.leftovers(hook, *self._targets(hook))

@@ -1,0 +1,213 @@
+"""RayJobOperator, RayJobSensor and RayClusterDeletedSensor end to end: real Airflow (dag.test), the emulated
+Kubernetes API over HTTP, the local KubeRay controller and real local Ray clusters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+
+from kuberay_provider import constants as c
+from tests.integration.airflow_support import (
+    in_background,
+    join_checked,
+    run_dag,
+    task_states,
+    wait_until,
+    xcom,
+)
+
+pytestmark = pytest.mark.slow
+
+PRINT_AND_SUCCEED = "python -c \"print('hello-from-driver'); print('second line')\""
+PRINT_AND_FAIL = "python -c \"import sys; print('boom: training diverged'); sys.exit(3)\""
+SLEEP = "python -c \"import time; print('sleeping', flush=True); time.sleep(120)\""
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+
+def _dag(dag_id: str):
+    from airflow.sdk import DAG
+
+    return DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False)
+
+
+def _rayjob_op(task_id: str, namespace: str, entrypoint: str, **kwargs):
+    from kuberay_provider.operators.rayjob import RayJobOperator
+
+    kwargs.setdefault("ttl_seconds_after_finished", 0)
+    kwargs.setdefault("head", {"cpu": 1, "memory": "1Gi"})
+    return RayJobOperator(task_id=task_id, namespace=namespace, entrypoint=entrypoint, **kwargs)
+
+
+def _rayjobs(kube, namespace):
+    return kube.list_rayjobs(namespace)
+
+
+def _running(kube, namespace):
+    jobs = [j for j in _rayjobs(kube, namespace) if (j.get("status") or {}).get("jobStatus") == "RUNNING"]
+    return jobs[0] if jobs else None
+
+
+def _no_cluster_left(local_stack, kube, namespace):
+    assert kube.list_objects(c.RAYCLUSTER_KIND, namespace) == []
+    assert local_stack.controller.running_clusters() == {}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_success_streams_log_and_teardown_is_confirmed(kube, local_stack, namespace, capfd, deferrable):
+    from kuberay_provider.sensors.rayjob import RayClusterDeletedSensor
+
+    if deferrable:  # transient API errors on create and on pod listing are retried
+        local_stack.server.faults.fail_next(2, 503, method="POST", path_contains="/rayjobs")
+        local_stack.server.faults.fail_next(2, 429, method="GET", path_contains="/pods")
+    with _dag(f"lifecycle_success_{int(deferrable)}") as dag:
+        run = _rayjob_op("train", namespace, PRINT_AND_SUCCEED, deferrable=deferrable)
+        confirm = RayClusterDeletedSensor(
+            task_id="confirm", namespace=namespace, poke_interval=1, timeout=120,
+            rayjob_name="{{ ti.xcom_pull(task_ids='train', key='rayjob_name') }}",
+        )
+        run >> confirm.as_teardown(setups=run)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"train": "success", "confirm": "success"}
+    result = xcom(dag_run, "train")
+    assert result["deployment_status"] == "Complete" and result["job_status"] == "SUCCEEDED"
+    assert result["job_id"] and result["cluster_name"].startswith(result["name"])
+    assert "svc.cluster.local:8265" in result["dashboard_url"]
+    out = capfd.readouterr().out
+    assert "[driver] hello-from-driver" in out and "[driver] second line" in out
+    # default cleanup policy keeps the finished RayJob as a record; its cluster is gone
+    [job] = _rayjobs(kube, namespace)
+    assert job["status"]["jobDeploymentStatus"] == "Complete"
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_app_failure_fails_task_with_reason_and_log_tail_and_deletes_everything(kube, local_stack, namespace, capfd):
+    with _dag("lifecycle_app_failure") as dag:
+        _rayjob_op("train", namespace, PRINT_AND_FAIL)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"train": "failed"}
+    out = capfd.readouterr().out
+    assert "reason=AppFailed" in out
+    assert "Last" in out and "boom: training diverged" in out
+    wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_active_deadline_exceeded_fails_and_cleans_up(kube, local_stack, namespace, capfd):
+    with _dag("lifecycle_deadline") as dag:
+        _rayjob_op("train", namespace, SLEEP, active_deadline_seconds=15)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"train": "failed"}
+    out = capfd.readouterr().out
+    assert "reason=DeadlineExceeded" in out and "activeDeadlineSeconds" in out
+    wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_rayjob_deleted_mid_run_fails_the_task(kube, local_stack, namespace, capfd):
+    def delete_when_running():
+        job = wait_until(lambda: _running(kube, namespace), timeout=120)
+        kube.delete_rayjob(job["metadata"]["name"], namespace)
+
+    helper = in_background(delete_when_running)
+    with _dag("lifecycle_deleted") as dag:
+        _rayjob_op("train", namespace, SLEEP)
+    dag_run = run_dag(dag)
+    join_checked(helper)
+    assert task_states(dag_run) == {"train": "failed"}
+    assert "was deleted while the task waited" in capfd.readouterr().out
+    wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_execution_timeout_runs_on_kill_which_deletes_the_rayjob(kube, local_stack, namespace, capfd):
+    with _dag("lifecycle_on_kill") as dag:
+        _rayjob_op("train", namespace, SLEEP, timeout=3600, execution_timeout=dt.timedelta(seconds=25))
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"train": "failed"}
+    assert "the task was killed" in capfd.readouterr().out
+    wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, local_stack, namespace, capfd):
+    faults = local_stack.server.faults
+
+    def break_first_try_once_running():
+        wait_until(lambda: _running(kube, namespace), timeout=120)
+        # A permission glitch kills try 1's wait and its cleanup; the RayJob keeps running.
+        faults.fail_next(1, 403, method="GET", path_contains="/rayjobs")
+        faults.fail_next(3, 403, method="DELETE", path_contains="/rayjobs")
+
+    helper = in_background(break_first_try_once_running)
+    with _dag("lifecycle_reattach") as dag:
+        _rayjob_op("train", namespace, "python -c \"import time; time.sleep(12); print('done once')\"",
+                   retries=1, retry_delay=dt.timedelta(seconds=0))
+    dag_run = run_dag(dag)
+    join_checked(helper)
+    faults.clear()
+    assert task_states(dag_run) == {"train": "success"}
+    result = xcom(dag_run, "train")
+    assert result["reattached"] is True
+    [job] = _rayjobs(kube, namespace)  # one RayJob object for both tries
+    assert job["metadata"]["labels"][c.TRY_NUMBER_LABEL] == "1"
+    assert job["status"]["succeeded"] == 1 and job["status"]["failed"] == 0
+    creates = [r for r in local_stack.server.external_requests()
+               if r.method == "POST" and r.path.endswith(f"/namespaces/{namespace}/rayjobs")]
+    assert len(creates) == 1
+    assert "Re-attaching to RayJob" in capfd.readouterr().out
+
+
+def test_dropped_watch_and_410_gone_are_resumed(kube, local_stack, namespace):
+    faults = local_stack.server.faults
+
+    def disturb_watch():
+        wait_until(lambda: _running(kube, namespace), timeout=120)
+        faults.drop_watches()
+        wait_until(lambda: any(r.is_watch for r in local_stack.server.external_requests()[-5:]), timeout=30)
+        faults.expire_watches()
+
+    before = len(local_stack.server.requests)
+    helper = in_background(disturb_watch)
+    with _dag("lifecycle_watch_resume") as dag:
+        _rayjob_op("train", namespace, "python -c \"import time; time.sleep(10); print('ok')\"")
+    dag_run = run_dag(dag)
+    join_checked(helper)
+    assert task_states(dag_run) == {"train": "success"}
+    requests = [r for r in local_stack.server.requests[before:] if r.external and "/rayjobs" in r.path]
+    watches = [r for r in requests if r.is_watch]
+    assert len(watches) >= 3  # first watch, after the drop, after the 410
+    assert any(r.query.get("resourceVersion") for r in watches[1:])  # resumed, not replayed from scratch
+    name = xcom(dag_run, "train")["name"]
+    gets = [r for r in requests if r.method == "GET" and not r.is_watch and r.path.endswith(f"/rayjobs/{name}")]
+    assert len(gets) >= 2  # initial read + the re-list after 410
+
+
+def test_rayjob_sensor_reports_validation_failed(kube, local_stack, namespace, capfd):
+    from kuberay_provider import specs
+    from kuberay_provider.sensors.rayjob import RayJobSensor
+
+    name = "x" * 60  # the API server accepts it; KubeRay then sets ValidationFailed
+    manifest = specs.build_rayjob(
+        name=name, namespace=namespace, job=specs.JobSettings(entrypoint="python -V"),
+        cluster_spec=specs.build_ray_cluster_spec(head=specs.NodeGroup(), worker_groups=[],
+                                                  pod=specs.PodSettings(image="rayproject/ray:2.60.0")),
+    )
+    kube.create_rayjob(manifest)
+    with _dag("sensor_validation_failed") as dag:
+        RayJobSensor(task_id="wait", name=name, namespace=namespace, poke_interval=1, timeout=60)
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"wait": "failed"}
+    out = capfd.readouterr().out
+    assert "jobDeploymentStatus=ValidationFailed" in out and "47" in out
+    kube.delete_rayjob(name, namespace)
+
+
+def test_missing_connection_fails_before_anything_is_created(kube, local_stack, namespace):
+    before = len(local_stack.server.external_requests())
+    with _dag("lifecycle_missing_conn") as dag:
+        _rayjob_op("train", namespace, PRINT_AND_SUCCEED, kubernetes_conn_id="no_such_connection")
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"train": "failed"}
+    assert [r for r in local_stack.server.external_requests()[before:] if r.method == "POST"] == []
