@@ -33,11 +33,18 @@ INT32_MAX = 2**31 - 1
 
 # A Kubernetes resource quantity (k8s.io/apimachinery resource.Quantity), non-negative.
 _QUANTITY = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
+#: Environment variable names that look like credentials: their values must come from a Kubernetes Secret.
+SECRET_LIKE_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL", re.IGNORECASE)
 _GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NODE_GROUP_KEYS = frozenset(
     {"name", "cpu", "memory", "gpus", "resources", "replicas", "min_replicas", "max_replicas", "image",
      "ray_start_params", "node_selector", "tolerations", "labels", "annotations", "env"}
 )
+
+
+def _plain_env(env: Mapping[str, Any], parameter: str) -> dict[str, str]:
+    reject_inline_secrets(env, parameter)
+    return {k: str(v) for k, v in env.items()}
 
 
 def validate_quantity(value: Any, parameter: str) -> str:
@@ -48,6 +55,10 @@ def validate_quantity(value: Any, parameter: str) -> str:
     if not _QUANTITY.match(text):
         raise InvalidParameterError(parameter, value, "must be a Kubernetes quantity such as '2', '500m' or '4Gi'")
     return text
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _int_param(value: Any, parameter: str, *, minimum: int, allow_none: bool = False) -> int | None:
@@ -103,7 +114,13 @@ class NodeGroup:
             raise InvalidParameterError(f"{parameter}.resources", resources, "must be a mapping of resource name to quantity")
         replicas = min_r = max_r = 0
         if worker:
-            replicas = _int_param(raw.get("replicas", 1), f"{parameter}.replicas", minimum=0)
+            # Without an explicit replica count start at the autoscaling floor (1 if no bounds are given).
+            default_replicas = 1
+            if _is_int(raw.get("min_replicas")):
+                default_replicas = raw["min_replicas"]
+            elif _is_int(raw.get("max_replicas")):
+                default_replicas = min(1, raw["max_replicas"])
+            replicas = _int_param(raw.get("replicas", default_replicas), f"{parameter}.replicas", minimum=0)
             min_r = _int_param(raw.get("min_replicas", replicas), f"{parameter}.min_replicas", minimum=0)
             max_r = _int_param(raw.get("max_replicas", max(replicas, min_r)), f"{parameter}.max_replicas", minimum=0)
             if min_r > max_r:
@@ -141,7 +158,7 @@ class NodeGroup:
             tolerations=[dict(t) for t in tolerations],
             labels=dict(raw.get("labels") or {}),
             annotations=dict(raw.get("annotations") or {}),
-            env={k: str(v) for k, v in (raw.get("env") or {}).items()},
+            env=_plain_env(raw.get("env") or {}, f"{parameter}.env"),
         )
 
     def resource_requirements(self) -> dict[str, dict[str, str]]:
@@ -157,6 +174,39 @@ class NodeGroup:
         return {"requests": requests, "limits": limits}
 
 
+def reject_inline_secrets(env: Mapping[str, Any], parameter: str) -> None:
+    """Refuse credential-looking variables with literal values: they would be stored in the RayJob spec in clear."""
+    for name in env:
+        if SECRET_LIKE_NAME.search(str(name)):
+            raise InvalidParameterError(
+                f"{parameter}[{name!r}]", "***",
+                "looks like a credential; pass it with secret_env={'NAME': 'k8s-secret-name:key'} (a Kubernetes "
+                "Secret reference) or use Workload Identity, so it never appears in the RayJob spec",
+            )
+
+
+def parse_secret_env(secret_env: Mapping[str, Any] | None, parameter: str = "secret_env") -> dict[str, tuple[str, str]]:
+    """``{"ENV": "secret-name:key"}`` (or ``{"ENV": {"secret": ..., "key": ...}}``) → ``{"ENV": (secret, key)}``."""
+    if not secret_env:
+        return {}
+    if not isinstance(secret_env, Mapping):
+        raise InvalidParameterError(parameter, secret_env, "must map environment variable names to 'secret-name:key'")
+    parsed: dict[str, tuple[str, str]] = {}
+    for env_name, ref in secret_env.items():
+        if isinstance(ref, Mapping):
+            secret, key = ref.get("secret"), ref.get("key")
+        elif isinstance(ref, str) and ref.count(":") == 1:
+            secret, key = ref.split(":")
+        else:
+            secret = key = None
+        if not (isinstance(env_name, str) and env_name and secret and key and _GROUP_NAME.match(secret)):
+            raise InvalidParameterError(
+                f"{parameter}[{env_name!r}]", ref, "must be 'secret-name:key' naming a Kubernetes Secret and one of its keys"
+            )
+        parsed[env_name] = (secret, key)
+    return parsed
+
+
 @dataclass(frozen=True)
 class PodSettings:
     """Pod-level settings shared by all groups."""
@@ -166,6 +216,7 @@ class PodSettings:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
     image_pull_secrets: Sequence[str] = ()
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports: list[dict]) -> dict:
@@ -176,8 +227,11 @@ def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports
     }
     if ports:
         container["ports"] = ports
-    if group.env:
-        container["env"] = [{"name": k, "value": v} for k, v in group.env.items()]
+    env = [{"name": k, "value": v} for k, v in group.env.items()]
+    env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for k, (secret, key) in pod.secret_env.items()]
+    if env:
+        container["env"] = env
     spec: dict[str, Any] = {"containers": [container]}
     if pod.service_account:
         spec["serviceAccountName"] = pod.service_account
@@ -244,9 +298,15 @@ def runtime_env_yaml(runtime_env: Mapping[str, Any] | str | None, parameter: str
             raise InvalidParameterError(parameter, runtime_env, f"is not valid YAML: {exc}") from None
         if not isinstance(parsed, dict):
             raise InvalidParameterError(parameter, runtime_env, "must be a mapping (KubeRay requires runtimeEnvYAML to be a map)")
+        if isinstance(parsed.get("env_vars"), Mapping):
+            reject_inline_secrets(parsed["env_vars"], f"{parameter}.env_vars")
         return runtime_env
     if not isinstance(runtime_env, Mapping):
         raise InvalidParameterError(parameter, runtime_env, "must be a mapping such as {'pip': ['xgboost']}")
+    env_vars = runtime_env.get("env_vars") or {}
+    if not isinstance(env_vars, Mapping):
+        raise InvalidParameterError(f"{parameter}.env_vars", env_vars, "must be a mapping of names to values")
+    reject_inline_secrets(env_vars, f"{parameter}.env_vars")
     return yaml.safe_dump(dict(runtime_env), sort_keys=True)
 
 
@@ -458,6 +518,8 @@ def validate_rayjob(manifest: Mapping[str, Any]) -> None:
     if mode != "InteractiveMode" and not (isinstance(spec.get("entrypoint"), str) and spec["entrypoint"].strip()):
         raise InvalidParameterError("entrypoint", spec.get("entrypoint"), "must be a non-empty shell command")
     if "runtimeEnvYAML" in spec:
+        if not isinstance(spec["runtimeEnvYAML"], str):  # the CRD field is a string (HTTP 422 otherwise)
+            raise InvalidParameterError("spec.runtimeEnvYAML", spec["runtimeEnvYAML"], "must be a YAML string, not a mapping")
         runtime_env_yaml(spec["runtimeEnvYAML"], "runtime_env")
     if "entrypointResources" in spec:
         _validate_entrypoint_resources(spec["entrypointResources"])
@@ -531,7 +593,8 @@ def _validate_deletion_strategy(strategy: Any, *, shutdown: bool, selector: bool
             seen.add(key)
     else:
         for k in legacy:
-            policy = (strategy[k] or {}).get("policy")
+            entry = strategy[k]
+            policy = entry.get("policy") if isinstance(entry, Mapping) else None
             if policy not in DELETION_POLICIES:
                 raise InvalidParameterError(f"{param}.{k}.policy", policy, f"must be one of {list(DELETION_POLICIES)}")
             if shutdown and policy == "DeleteNone":

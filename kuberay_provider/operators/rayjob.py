@@ -6,6 +6,7 @@ methods that use them, because Airflow parses DAG files again and again.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,9 @@ class RayJobOperator(BaseOperator):
     :param manifest: a full RayJob manifest instead of the compact parameters.
     :param name: RayJob name; default: deterministic from dag_id, task_id, run_id, map_index and try.
     :param namespace: Kubernetes namespace (default: the connection's, else ``default``).
+    :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
+        they reach every Ray container through ``secretKeyRef`` and never appear in the spec. Literal values for
+        credential-looking variables (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*API_KEY*``…) are refused.
     :param cluster_selector: name of an existing RayCluster to run on instead of creating one.
     :param on_existing: a still-running RayJob of an earlier try: ``reattach`` (default), ``replace`` or ``fail``.
     :param cleanup_policy: ``on_failure`` (default), ``always`` or ``keep_failed``; see
@@ -107,6 +111,7 @@ class RayJobOperator(BaseOperator):
         node_selector: Mapping[str, str] | None = None,
         tolerations: Sequence[Mapping[str, Any]] | None = None,
         image_pull_secrets: Sequence[str] | None = None,
+        secret_env: Mapping[str, Any] | None = None,
         ray_version: str | None = None,
         submission_mode: str = specs.DEFAULT_SUBMISSION_MODE,
         shutdown_after_job_finishes: bool = True,
@@ -131,8 +136,8 @@ class RayJobOperator(BaseOperator):
         super().__init__(**kwargs)
         self.entrypoint = entrypoint
         self.image = image
-        self.head = dict(head) if head else None
-        self.worker_groups = [dict(g) for g in worker_groups] if worker_groups else []
+        self.head = head
+        self.worker_groups = worker_groups if worker_groups is not None else []
         self.runtime_env = runtime_env
         self.manifest = manifest
         self.name = name
@@ -144,6 +149,7 @@ class RayJobOperator(BaseOperator):
         self.node_selector = dict(node_selector or {})
         self.tolerations = list(tolerations or [])
         self.image_pull_secrets = list(image_pull_secrets or [])
+        self.secret_env = secret_env
         self.ray_version = ray_version
         self.submission_mode = submission_mode
         self.shutdown_after_job_finishes = shutdown_after_job_finishes
@@ -194,6 +200,24 @@ class RayJobOperator(BaseOperator):
             raise InvalidParameterError("cluster_selector", self.cluster_selector, "must name an existing RayCluster")
         if self.manifest is None and not _templated([self.head, self.worker_groups, self.image]):
             self._cluster_spec()
+        if self.manifest is not None and not _templated(self.manifest) and not self._manifest_is_template_file():
+            specs.load_manifest(self.manifest)
+        if not _templated([self.entrypoint, self.manifest, self.head, self.worker_groups, self.image, self.runtime_env,
+                           self.labels, self.annotations, self.cluster_selector, self.job_id, self.service_account]) \
+                and not self._manifest_is_template_file():
+            # Everything is known now: build against a placeholder identity so every KubeRay rule is checked
+            # when the DAG is parsed, not when the task runs.
+            placeholder = TaskInstanceIdentity(dag_id="dag", task_id="task", run_id="run")
+            saved = self.name
+            if self.name is not None and _templated(self.name):
+                self.name = None
+            try:
+                self.build_manifest(placeholder, namespace=c.DEFAULT_NAMESPACE if _templated(self.namespace) else self.namespace)
+            finally:
+                self.name = saved
+
+    def _manifest_is_template_file(self) -> bool:
+        return isinstance(self.manifest, str) and self.manifest.strip().endswith(tuple(self.template_ext))
 
     def _job_settings(self, active_deadline: int | None = None) -> specs.JobSettings:
         if self.submission_mode not in specs.SUBMISSION_MODES:
@@ -203,13 +227,15 @@ class RayJobOperator(BaseOperator):
             )
         if not isinstance(self.shutdown_after_job_finishes, bool):
             raise InvalidParameterError("shutdown_after_job_finishes", self.shutdown_after_job_finishes, "must be a bool")
-        for param, value, minimum in (
-            ("ttl_seconds_after_finished", self.ttl_seconds_after_finished, 0),
-            ("backoff_limit", self.backoff_limit, 0),
-            ("pre_running_deadline_seconds", self.pre_running_deadline_seconds, 1),
-            ("active_deadline_seconds", self.active_deadline_seconds, 1),
+        for param, value, minimum, optional in (
+            ("ttl_seconds_after_finished", self.ttl_seconds_after_finished, 0, False),
+            ("backoff_limit", self.backoff_limit, 0, False),
+            ("pre_running_deadline_seconds", self.pre_running_deadline_seconds, 1, True),
+            ("active_deadline_seconds", self.active_deadline_seconds, 1, True),
         ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InvalidParameterError(param, value, f"must be an integer ≥ {minimum}")
         if self.ttl_seconds_after_finished > 0 and not self.shutdown_after_job_finishes:
             raise InvalidParameterError(
@@ -238,7 +264,7 @@ class RayJobOperator(BaseOperator):
             return None
         if not isinstance(self.image, str) or not self.image.strip() or any(ch.isspace() for ch in self.image):
             raise InvalidParameterError("image", self.image, "must be a container image reference without spaces")
-        if not isinstance(self.worker_groups, list):
+        if not isinstance(self.worker_groups, (list, tuple)):
             raise InvalidParameterError("worker_groups", self.worker_groups, "must be a list of mappings")
         head = specs.NodeGroup.parse(self.head, "head", worker=False)
         workers = [specs.NodeGroup.parse(g, f"worker_groups[{i}]", worker=True) for i, g in enumerate(self.worker_groups)]
@@ -248,18 +274,19 @@ class RayJobOperator(BaseOperator):
         pod = specs.PodSettings(
             image=self.image, service_account=self.service_account, node_selector=self.node_selector,
             tolerations=self.tolerations, image_pull_secrets=self.image_pull_secrets,
+            secret_env=specs.parse_secret_env(self.secret_env),
         )
         return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=self.ray_version)
 
     # -- building ------------------------------------------------------------------------------------------
     def _active_deadline_from_timeout(self) -> int | None:
         seconds = self.timeout or (self.execution_timeout.total_seconds() if self.execution_timeout else None)
-        return int(seconds) if seconds else None
+        return max(1, math.ceil(seconds)) if seconds else None
 
-    def build_manifest(self, identity: TaskInstanceIdentity) -> dict[str, Any]:
+    def build_manifest(self, identity: TaskInstanceIdentity, namespace: str | None = None) -> dict[str, Any]:
         """The RayJob this task creates (pure given the rendered parameters); validated before returning."""
         name = self.name or identity.rayjob_name()
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        namespace = namespace or self.namespace or c.DEFAULT_NAMESPACE
         labels = {**self.labels, **identity.labels()}
         annotations = {**self.annotations, **identity.annotations()}
         job = self._job_settings(self._active_deadline_from_timeout())

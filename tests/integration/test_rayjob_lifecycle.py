@@ -37,6 +37,7 @@ def _rayjob_op(task_id: str, namespace: str, entrypoint: str, **kwargs):
 
     kwargs.setdefault("ttl_seconds_after_finished", 0)
     kwargs.setdefault("head", {"cpu": 1, "memory": "1Gi"})
+    kwargs.setdefault("pre_running_deadline_seconds", 240)
     return RayJobOperator(task_id=task_id, namespace=namespace, entrypoint=entrypoint, **kwargs)
 
 
