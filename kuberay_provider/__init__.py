@@ -25,6 +25,7 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "kuberay_provider.operators.rayjob",
                     "kuberay_provider.operators.raycluster",
+                    "kuberay_provider.operators.janitor",
                 ],
             }
         ],

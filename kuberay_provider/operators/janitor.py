@@ -21,21 +21,22 @@ class RayJanitorOperator(BaseOperator):
     """Delete provider-labelled RayJobs whose task instance is finished or that are older than ``max_age``, and
     RayClusters older than ``max_age`` or orphaned. ``dry_run=True`` only reports. Returns the sweep list.
 
-    :param namespaces: namespaces to sweep (None: all namespaces the connection may list).
+    :param namespaces: namespaces to sweep: a list or a comma-separated string (None: all namespaces, which needs a
+        ClusterRole to list RayJobs cluster-wide).
     :param max_age: age after which any provider-made object is deleted, whatever its state.
     """
 
     template_fields: Sequence[str] = ("namespaces",)
 
-    def __init__(self, *, namespaces: Sequence[str] | None = None, max_age: dt.timedelta = dt.timedelta(hours=24),
+    def __init__(self, *, namespaces: Sequence[str] | str | None = None, max_age: dt.timedelta = dt.timedelta(hours=24),
                  dry_run: bool = False, kubernetes_conn_id: str = "kubernetes_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(max_age, dt.timedelta) or max_age <= dt.timedelta(0):
             raise InvalidParameterError("max_age", max_age, "must be a positive timedelta")
-        if namespaces is not None and not isinstance(namespaces, str):
-            for ns in namespaces:
+        if namespaces is not None and not (isinstance(namespaces, str) and "{{" in namespaces):
+            for ns in self._split(namespaces):
                 validate_namespace(ns, "namespaces")
-        self.namespaces = list(namespaces) if namespaces is not None else None
+        self.namespaces = namespaces
         self.max_age, self.dry_run, self.kubernetes_conn_id = max_age, dry_run, kubernetes_conn_id
 
     def execute(self, context: Context) -> list[dict[str, str]]:
@@ -44,7 +45,7 @@ class RayJanitorOperator(BaseOperator):
         hook = KubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
         selector = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY_VALUE}"
         rayjobs, clusters = [], []
-        for ns in self.namespaces or [None]:
+        for ns in self._split(self.namespaces) or [None]:
             rayjobs += hook.list_objects(c.RAYJOB_KIND, ns, selector)
             clusters += hook.list_objects(c.RAYCLUSTER_KIND, ns, selector)
         ti = context["ti"]
@@ -57,6 +58,15 @@ class RayJanitorOperator(BaseOperator):
                 hook.delete_object(sweep.kind, sweep.name, sweep.namespace)
         self.log.info("%d object(s) %s", len(sweeps), "to sweep (dry run)" if self.dry_run else "swept")
         return [vars(s) | {"dry_run": self.dry_run} for s in sweeps]
+
+    @staticmethod
+    def _split(namespaces: Sequence[str] | str | None) -> list[str]:
+        """A list, or a comma-separated string (what a templated Variable renders to)."""
+        if namespaces is None:
+            return []
+        if isinstance(namespaces, str):
+            return [ns.strip() for ns in namespaces.split(",") if ns.strip()]
+        return list(namespaces)
 
     def _ti_state(self, ti: Any, ref: TaskInstanceRef) -> str | None:
         """The state of another task instance (Airflow 3 Task SDK; metadata DB on Airflow 2)."""

@@ -137,13 +137,15 @@ def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, l
 
     def break_first_try_once_running():
         wait_until(lambda: _running(kube, namespace), timeout=120)
-        # A permission glitch kills try 1's wait and its cleanup; the RayJob keeps running.
+        # A permission glitch kills try 1's wait (its watch reconnects into a 403) and its cleanup; the RayJob
+        # keeps running.
         faults.fail_next(1, 403, method="GET", path_contains="/rayjobs")
         faults.fail_next(3, 403, method="DELETE", path_contains="/rayjobs")
+        faults.drop_watches()
 
     helper = in_background(break_first_try_once_running)
     with _dag("lifecycle_reattach") as dag:
-        _rayjob_op("train", namespace, "python -c \"import time; time.sleep(12); print('done once')\"",
+        _rayjob_op("train", namespace, "python -c \"import time; time.sleep(20); print('done once')\"",
                    retries=1, retry_delay=dt.timedelta(seconds=0))
     dag_run = run_dag(dag)
     join_checked(helper)
@@ -189,19 +191,21 @@ def test_rayjob_sensor_reports_validation_failed(kube, local_stack, namespace, c
     from kuberay_provider import specs
     from kuberay_provider.sensors.rayjob import RayJobSensor
 
-    name = "x" * 60  # the API server accepts it; KubeRay then sets ValidationFailed
+    name = "rejected-by-kuberay"
     manifest = specs.build_rayjob(
         name=name, namespace=namespace, job=specs.JobSettings(entrypoint="python -V"),
         cluster_spec=specs.build_ray_cluster_spec(head=specs.NodeGroup(), worker_groups=[],
                                                   pod=specs.PodSettings(image="rayproject/ray:2.60.0")),
     )
+    # the API server accepts a TTL without shutdownAfterJobFinishes; KubeRay's operator then sets ValidationFailed
+    manifest["spec"]["shutdownAfterJobFinishes"] = False
     kube.create_rayjob(manifest)
     with _dag("sensor_validation_failed") as dag:
         RayJobSensor(task_id="wait", name=name, namespace=namespace, poke_interval=1, timeout=60)
     dag_run = run_dag(dag)
     assert task_states(dag_run) == {"wait": "failed"}
     out = capfd.readouterr().out
-    assert "jobDeploymentStatus=ValidationFailed" in out and "47" in out
+    assert "jobDeploymentStatus=ValidationFailed" in out and "KubeRay rejected the RayJob spec" in out
     kube.delete_rayjob(name, namespace)
 
 
@@ -212,3 +216,39 @@ def test_missing_connection_fails_before_anything_is_created(kube, local_stack, 
     dag_run = run_dag(dag)
     assert task_states(dag_run) == {"train": "failed"}
     assert [r for r in local_stack.server.external_requests()[before:] if r.method == "POST"] == []
+
+
+def test_shared_cluster_operators_and_janitor(kube, local_stack, namespace):
+    from kuberay_provider.operators.janitor import RayJanitorOperator
+    from kuberay_provider.operators.raycluster import RayClusterCreateOperator, RayClusterDeleteOperator
+
+    with _dag("lifecycle_shared_cluster") as dag:
+        create = RayClusterCreateOperator(task_id="create", name="shared", namespace=namespace,
+                                          head={"cpu": 1, "memory": "1Gi"}, ready_timeout=240)
+        job = _rayjob_op("on_shared", namespace, PRINT_AND_SUCCEED, cluster_selector="shared")
+        delete = RayClusterDeleteOperator(task_id="delete", name="shared", namespace=namespace)
+        sweep = RayJanitorOperator(task_id="janitor", namespaces=[namespace], trigger_rule="all_done")
+        create >> job >> delete >> sweep
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"create": "success", "on_shared": "success", "delete": "success",
+                                    "janitor": "success"}
+    swept = xcom(dag_run, "janitor")
+    # the finished task's RayJob record is swept because its task instance is done
+    assert [s["name"] for s in swept] == [xcom(dag_run, "on_shared")["name"]]
+    assert "task instance is success" in swept[0]["reason"]
+    wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
+    _no_cluster_left(local_stack, kube, namespace)
+
+
+def test_zz_rbac_role_grants_exactly_what_the_provider_used(local_stack):
+    """Runs last in this module: every request the provider made above must be allowed by deploy/rbac.yaml, and
+    every rule there must have been needed."""
+    from kuberay_provider.hooks.kuberay import USER_AGENT
+    from tests.security.rbac import allowed_rules, requests_as_rbac
+
+    used = requests_as_rbac(r for r in local_stack.server.requests if r.user_agent == USER_AGENT)
+    if not used:
+        pytest.skip("audits the requests of the lifecycle tests above; run it together with them")
+    granted = allowed_rules()
+    assert used - granted == set(), f"the provider needs rules deploy/rbac.yaml lacks: {sorted(used - granted)}"
+    assert granted - used == set(), f"deploy/rbac.yaml grants rules the provider never used: {sorted(granted - used)}"

@@ -1,0 +1,30 @@
+"""Hourly sweep of RayJobs and RayClusters this provider created and nobody waits for any more.
+
+Deletes provider-labelled RayJobs whose Airflow task instance is finished or that are older than 24 h, and
+provider-made RayClusters older than 24 h or orphaned. Pass ``dry_run=True`` to only report.
+Namespaces: the Variable ``kuberay_janitor_namespaces`` (comma-separated; default ``default``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+
+from kuberay_provider.operators.janitor import RayJanitorOperator
+
+with DAG(
+    dag_id="kuberay_janitor",
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["kuberay", "maintenance"],
+) as dag:
+    RayJanitorOperator(
+        task_id="sweep",
+        namespaces="{{ var.value.get('kuberay_janitor_namespaces', 'default') }}",
+        max_age=dt.timedelta(hours=24),
+        dry_run=False,
+    )

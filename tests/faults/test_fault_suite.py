@@ -1,0 +1,204 @@
+"""The fault suite: every scenario converges to the right task state and leaves no RayJob (unless the policy keeps
+it), no RayCluster and no Ray process. Real Airflow (dag.test), the emulated API over HTTP, real local Ray."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from kuberay_provider import constants as c
+from tests.integration.airflow_support import in_background, join_checked, run_dag, task_states, wait_until, xcom
+
+pytestmark = pytest.mark.slow
+
+SIMULATE = "kuberay-local.dev/simulate"
+SLEEP = "python -c \"import time; print('sleeping', flush=True); time.sleep(300)\""
+
+
+def _dag(dag_id):
+    import pendulum
+    from airflow.sdk import DAG
+
+    return DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+
+
+def _op(namespace, entrypoint, task_id="train", **kwargs):
+    from kuberay_provider.operators.rayjob import RayJobOperator
+
+    kwargs.setdefault("ttl_seconds_after_finished", 0)
+    kwargs.setdefault("head", {"cpu": 1, "memory": "1Gi"})
+    kwargs.setdefault("pre_running_deadline_seconds", 240)
+    return RayJobOperator(task_id=task_id, namespace=namespace, entrypoint=entrypoint, **kwargs)
+
+
+def _running(kube, namespace):
+    jobs = [j for j in kube.list_rayjobs(namespace) if (j.get("status") or {}).get("jobStatus") == "RUNNING"]
+    return jobs[0] if jobs else None
+
+
+def _run_one(dag_id, namespace, entrypoint, **kwargs):
+    with _dag(dag_id) as dag:
+        _op(namespace, entrypoint, **kwargs)
+    return run_dag(dag)
+
+
+# -- cluster-side faults -------------------------------------------------------------------------------------
+def test_submitter_failure(kube, namespace, capfd, assert_nothing_left):
+    run = _run_one("fault_submitter", namespace, "python -V", annotations={SIMULATE: "submitter-failure"})
+    assert task_states(run) == {"train": "failed"}
+    assert "reason=SubmissionFailed" in capfd.readouterr().out
+    assert_nothing_left()
+
+
+@pytest.mark.parametrize(("knob", "evidence"), [("image-pull-error", "ImagePull"), ("unschedulable", "Unschedulable")])
+def test_cluster_never_ready_hits_pre_running_deadline(kube, namespace, capfd, assert_nothing_left, knob, evidence):
+    run = _run_one(f"fault_{knob.replace('-', '_')}", namespace, "python -V", annotations={SIMULATE: knob},
+                   pre_running_deadline_seconds=8)
+    assert task_states(run) == {"train": "failed"}
+    out = capfd.readouterr().out
+    assert "reason=PreRunningDeadlineExceeded" in out and evidence in out  # the head pod's reason is surfaced
+    assert_nothing_left()
+
+
+def test_raycluster_deleted_mid_run_converges(kube, namespace, assert_nothing_left):
+    def delete_cluster():
+        job = wait_until(lambda: _running(kube, namespace), timeout=180)
+        kube.delete_object(c.RAYCLUSTER_KIND, job["status"]["rayClusterName"], namespace)
+
+    helper = in_background(delete_cluster)
+    run = _run_one("fault_cluster_deleted", namespace, "python -c \"import time; time.sleep(8); print('ok')\"",
+                   timeout=420)
+    join_checked(helper)
+    # KubeRay re-creates the cluster and re-submits the same job id: the task ends, and nothing leaks either way
+    assert task_states(run)["train"] in ("success", "failed")
+    assert_nothing_left(rayjobs_kept=1 if task_states(run)["train"] == "success" else 0)
+
+
+def test_ray_head_killed_mid_run_converges(kube, local_stack, namespace, assert_nothing_left):
+    def kill_head():
+        wait_until(lambda: _running(kube, namespace), timeout=180)
+        pids = wait_until(lambda: local_stack.ray_pids(), timeout=30)
+        os.killpg(os.getpgid(min(pids)), signal.SIGKILL)
+
+    helper = in_background(kill_head)
+    run = _run_one("fault_head_killed", namespace, "python -c \"import time; time.sleep(15); print('ok')\"", timeout=420)
+    join_checked(helper)
+    state = task_states(run)["train"]
+    assert state in ("success", "failed")
+    assert_nothing_left(rayjobs_kept=1 if state == "success" else 0)
+
+
+# -- Airflow-side faults -------------------------------------------------------------------------------------
+def test_deferral_deadline_deletes_the_job(kube, namespace, capfd, assert_nothing_left):
+    run = _run_one("fault_deferral_timeout", namespace, SLEEP, deferrable=True, timeout=25)
+    assert task_states(run) == {"train": "failed"}
+    assert "did not finish before the task's deadline" in capfd.readouterr().out
+    assert_nothing_left()
+
+
+WORKER = textwrap.dedent('''
+    import os, sys, pendulum
+    sys.path.insert(0, os.getcwd())
+    from airflow.sdk import DAG
+    from kuberay_provider.operators.rayjob import RayJobOperator
+    from tests.integration.airflow_support import run_dag
+    with DAG("fault_worker_sigkill", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+        RayJobOperator(task_id="train", namespace=sys.argv[1], entrypoint=sys.argv[2], ttl_seconds_after_finished=0,
+                       head={"cpu": 1, "memory": "1Gi"})
+    when = pendulum.datetime(2026, 3, 1, tz="UTC")
+    run = run_dag(dag, run_after=when, logical_date=when)
+    print("FINAL", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}, flush=True)
+''')
+
+
+def test_worker_sigkill_then_rerun_submits_exactly_one_ray_job(kube, local_stack, namespace, tmp_path, assert_nothing_left):
+    marker = tmp_path / "starts.txt"
+    entrypoint = (f"python -c \"open('{marker}', 'a').write('start\\n'); import time; time.sleep(20); print('trained')\"")
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, **local_stack.env}
+    first = subprocess.Popen([sys.executable, str(script), namespace, entrypoint], env=env, cwd=os.getcwd(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: _running(kube, namespace), timeout=180)
+        time.sleep(2)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the worker dies mid-wait: no on_kill, no cleanup
+        first.wait()
+    assert _running(kube, namespace) is not None  # the job outlives the worker
+    second = subprocess.run([sys.executable, str(script), namespace, entrypoint], env=env, cwd=os.getcwd(),
+                            capture_output=True, text=True, timeout=400)
+    assert "FINAL {'train': 'success'}" in second.stdout, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Re-attaching to RayJob" in second.stdout + second.stderr or "Found existing RayJob" in second.stdout + second.stderr
+    assert marker.read_text().count("start") == 1  # exactly one Ray job ever ran
+    creates = [r for r in local_stack.server.external_requests()
+               if r.method == "POST" and r.path.endswith(f"/namespaces/{namespace}/rayjobs") and r.status == 201]
+    assert len(creates) == 1
+    assert_nothing_left(rayjobs_kept=1)
+
+
+# -- API-side faults -----------------------------------------------------------------------------------------
+def test_bursts_of_429_500_503_are_retried(kube, local_stack, namespace, assert_nothing_left):
+    faults = local_stack.server.faults
+
+    def bursts():
+        wait_until(lambda: _running(kube, namespace), timeout=180)
+        for status in (429, 500, 503):
+            faults.fail_next(3, status, path_contains=f"/namespaces/{namespace}/")
+
+    faults.fail_next(3, 429, method="GET", path_contains="/rayjobs")  # the initial list of earlier tries
+    helper = in_background(bursts)
+    run = _run_one("fault_bursts", namespace, "python -c \"import time; time.sleep(10); print('ok')\"")
+    join_checked(helper)
+    assert task_states(run) == {"train": "success"}
+    assert_nothing_left(rayjobs_kept=1)
+
+
+def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_stack, namespace, assert_nothing_left):
+    faults = local_stack.server.faults
+    window: dict[str, float] = {}
+
+    def outage():
+        wait_until(lambda: _running(kube, namespace), timeout=180)
+        window["start"] = time.monotonic()
+        window["index"] = len(local_stack.server.requests)
+        faults.outage(60)
+
+    helper = in_background(outage)
+    run = _run_one("fault_outage", namespace, "python -c \"import time; time.sleep(30); print('ok')\"",
+                   deferrable=True)
+    join_checked(helper)
+    assert task_states(run) == {"train": "success"}
+    during = [r for r in local_stack.server.requests[window["index"]:] if r.external and r.status == 503]
+    assert 0 < len(during) < 60, len(during)  # backed off: well under one request per second
+    assert_nothing_left(rayjobs_kept=1)
+
+
+def test_responses_slower_than_the_client_timeout_are_retried(kube, local_stack, namespace, assert_nothing_left):
+    local_stack.server.faults.delay(35, method="POST", path_contains="/rayjobs")  # beyond the 30 s request timeout
+    run = _run_one("fault_slow", namespace, "python -c \"print('ok')\"")
+    assert task_states(run) == {"train": "success"}
+    assert xcom(run, "train")["job_status"] == "SUCCEEDED"
+    assert_nothing_left(rayjobs_kept=1)
+
+
+def test_keep_failed_policy_keeps_the_rayjob_but_not_the_cluster(kube, namespace, assert_nothing_left):
+    run = _run_one("fault_keep_failed", namespace, "python -c \"import sys; sys.exit(2)\"", cleanup_policy="keep_failed")
+    assert task_states(run) == {"train": "failed"}
+    [job] = kube.list_rayjobs(namespace)
+    assert job["status"]["jobDeploymentStatus"] == "Failed"
+    assert_nothing_left(rayjobs_kept=1)
+
+
+def test_execution_timeout_in_deferrable_mode_deletes_the_job(kube, namespace, assert_nothing_left):
+    run = _run_one("fault_exec_timeout_deferred", namespace, SLEEP, deferrable=True,
+                   execution_timeout=dt.timedelta(seconds=25))
+    assert task_states(run) == {"train": "failed"}
+    assert_nothing_left()
