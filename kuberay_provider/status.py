@@ -115,6 +115,11 @@ class RayJobStatus:
         return self.phase is Phase.SUCCEEDED
 
     @property
+    def change_key(self) -> tuple[Any, ...]:
+        """What a waiting client reports when it changes."""
+        return (self.state_key, self.cluster_name, self.deleting)
+
+    @property
     def state_key(self) -> tuple[str | None, str | None, str | None]:
         """The triple KubeRay writes status for: (jobDeploymentStatus, jobStatus, reason)."""
         return (self.deployment_status, self.job_status, self.reason)
@@ -161,3 +166,42 @@ class RayJobStatus:
 def raycluster_is_ready(obj: Mapping[str, Any]) -> bool:
     """Whether a RayCluster reports ``status.state == ready``."""
     return ((obj.get("status") or {}).get("state") or "").lower() == "ready"
+
+
+@dataclass(frozen=True)
+class RayClusterStatus:
+    """A snapshot of ``RayCluster.status``; a wait for a cluster is "done" once it is ready."""
+
+    name: str
+    namespace: str
+    state: str | None = None
+    ready_workers: int = 0
+    resource_version: str | None = None
+    deleting: bool = False
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> RayClusterStatus:
+        meta = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            state=status.get("state") or None,
+            ready_workers=int(status.get("readyWorkerReplicas") or 0),
+            resource_version=meta.get("resourceVersion"),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        return (self.state or "").lower() == "ready"
+
+    @property
+    def change_key(self) -> tuple[Any, ...]:
+        return (self.state, self.ready_workers, self.deleting)
+
+    def describe(self) -> str:
+        return f"RayCluster {self.namespace}/{self.name}: state={self.state or '(none)'}, ready workers={self.ready_workers}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

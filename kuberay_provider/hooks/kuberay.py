@@ -35,13 +35,15 @@ from kuberay_provider.hooks.watching import (
     Finished,
     Get,
     Gone,
+    ObjectWaiter,
+    RayClusterWaiter,
     RayJobWaiter,
     Sleep,
     TimedOut,
     Watch,
     parse_watch_line,
 )
-from kuberay_provider.status import RayJobStatus
+from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
 REQUEST_TIMEOUT = 30.0
 #: Sent with every request so API audit logs (and the RBAC test) can tell the provider's calls apart.
@@ -200,7 +202,7 @@ class KubeRayHook(KubernetesHook):
         return self.list_objects(c.RAYJOB_KIND, namespace, label_selector)
 
     # -- waiting ---------------------------------------------------------------------------------------
-    def _watch_lines(self, name: str, namespace: str, action: Watch) -> Iterator[bytes]:
+    def _watch_lines(self, name: str, namespace: str, action: Watch, plural: str = c.RAYJOB_PLURAL) -> Iterator[bytes]:
         from kubernetes.watch.watch import iter_resp_lines
 
         api = self.custom_object_client
@@ -214,7 +216,7 @@ class KubeRayHook(KubernetesHook):
         }
         if action.resource_version:
             kwargs["resource_version"] = action.resource_version
-        response = api.list_namespaced_custom_object(c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, **kwargs)
+        response = api.list_namespaced_custom_object(c.RAY_GROUP, c.RAY_VERSION, namespace, plural, **kwargs)
         try:
             yield from iter_resp_lines(response)
         finally:
@@ -233,26 +235,35 @@ class KubeRayHook(KubernetesHook):
 
         Raises :class:`RayJobGoneError` if it is deleted meanwhile and :class:`RayJobWaitTimeout` on timeout.
         """
-        waiter = waiter or RayJobWaiter(name, namespace, timeout=timeout)
+        return self.wait_for(waiter or RayJobWaiter(name, namespace, timeout=timeout), on_status=on_status)
+
+    def wait_for_raycluster_ready(self, name: str, namespace: str, *, timeout: float | None = None,
+                                  on_status: Callable[[Any], None] | None = None) -> RayClusterStatus:
+        """Block until the RayCluster reports ``state: ready`` (same watch machinery as for RayJobs)."""
+        return self.wait_for(RayClusterWaiter(name, namespace, timeout=timeout), on_status=on_status)
+
+    def wait_for(self, waiter: ObjectWaiter, *, on_status: Callable[[Any], None] | None = None) -> Any:
+        """Drive ``waiter`` with blocking I/O: get, watch from the last resourceVersion, back off."""
+        name, namespace = waiter.name, waiter.namespace
         while True:
             action = waiter.next_action()
             if isinstance(action, Finished):
                 return action.status
             if isinstance(action, Gone):
-                raise RayJobGoneError(f"RayJob {namespace}/{name} was deleted while the task waited for it")
+                raise RayJobGoneError(f"{waiter.plural} {namespace}/{name} was deleted while the task waited for it")
             if isinstance(action, TimedOut):
-                raise RayJobWaitTimeout(action.last, f"RayJob {namespace}/{name} did not finish before the wait's deadline")
+                raise RayJobWaitTimeout(action.last, f"{waiter.plural} {namespace}/{name}: the wait's deadline passed")
             if isinstance(action, Sleep):
                 time.sleep(action.seconds)
                 continue
             try:
                 if isinstance(action, Get):
-                    changed = waiter.on_object(self._get_raw(name, namespace))
+                    changed = waiter.on_object(self._get_raw(name, namespace, waiter.plural))
                     if changed and on_status:
                         on_status(changed)
                     continue
                 started, seen = time.monotonic(), 0
-                for line in self._watch_lines(name, namespace, action):
+                for line in self._watch_lines(name, namespace, action, waiter.plural):
                     seen += 1
                     changed = waiter.on_event(parse_watch_line(line))
                     if changed and on_status:
@@ -266,11 +277,11 @@ class KubeRayHook(KubernetesHook):
                     raise
                 waiter.on_failure(failure)
 
-    def _get_raw(self, name: str, namespace: str) -> dict[str, Any] | None:
+    def _get_raw(self, name: str, namespace: str, plural: str = c.RAYJOB_PLURAL) -> dict[str, Any] | None:
         """A single GET (no retries: the waiter decides about retries)."""
         try:
             return self.custom_object_client.get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT)
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
                 return None
@@ -489,7 +500,8 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             finally:
                 response.release()
 
-    async def _watch_lines(self, api: Any, name: str, namespace: str, action: Watch) -> AsyncIterator[bytes]:
+    async def _watch_lines(self, api: Any, name: str, namespace: str, action: Watch,
+                           plural: str = c.RAYJOB_PLURAL) -> AsyncIterator[bytes]:
         from kubernetes_asyncio import client
 
         kwargs: dict[str, Any] = {
@@ -503,7 +515,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         if action.resource_version:
             kwargs["resource_version"] = action.resource_version
         response = await client.CustomObjectsApi(api).list_namespaced_custom_object(
-            c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, **kwargs)
+            c.RAY_GROUP, c.RAY_VERSION, namespace, plural, **kwargs)
         try:
             while True:
                 line = await response.content.readline()
@@ -513,12 +525,13 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         finally:
             response.release()
 
-    async def _get_raw(self, api: Any, name: str, namespace: str) -> dict[str, Any] | None:
+    async def _get_raw(self, api: Any, name: str, namespace: str,
+                       plural: str = c.RAYJOB_PLURAL) -> dict[str, Any] | None:
         from kubernetes_asyncio import client
 
         try:
             return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, c.RAYJOB_PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT)
         except Exception as exc:
             if _status_of(exc, classify_async_error) == 404:
                 return None
@@ -526,6 +539,12 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
     async def watch_rayjob(self, name: str, namespace: str, *, waiter: RayJobWaiter) -> AsyncIterator[RayJobStatus]:
         """Yield each changed status until ``waiter`` is done (terminal, gone or timed out)."""
+        async for status in self.watch_object(waiter):
+            yield status
+
+    async def watch_object(self, waiter: ObjectWaiter) -> AsyncIterator[Any]:
+        """Drive ``waiter`` with non-blocking I/O; yield each changed status snapshot until it is done."""
+        name, namespace = waiter.name, waiter.namespace
         while True:
             action = waiter.next_action()
             if isinstance(action, (Finished, Gone, TimedOut)):
@@ -536,12 +555,12 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             try:
                 async with self.get_conn() as api:
                     if isinstance(action, Get):
-                        changed = waiter.on_object(await self._get_raw(api, name, namespace))
+                        changed = waiter.on_object(await self._get_raw(api, name, namespace, waiter.plural))
                         if changed:
                             yield changed
                         continue
                     started, seen = time.monotonic(), 0
-                    async for line in self._watch_lines(api, name, namespace, action):
+                    async for line in self._watch_lines(api, name, namespace, action, waiter.plural):
                         seen += 1
                         changed = waiter.on_event(parse_watch_line(line))
                         if changed:

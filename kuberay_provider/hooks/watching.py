@@ -1,9 +1,9 @@
-"""Waiting for a RayJob through a resumable watch, as a sans-I/O state machine.
+"""Waiting for a RayJob (or a RayCluster) through a resumable watch, as a sans-I/O state machine.
 
-:class:`RayJobWaiter` decides *what* to do next (get the object, watch from a resourceVersion, back off,
-or stop) and interprets what comes back; the sync hook and the async hook only perform the I/O it asks
-for. That way the resume-from-resourceVersion, 410-Gone re-list, periodic re-list, bounded backoff and
-the success rule are written once.
+:class:`ObjectWaiter` (and its RayJob/RayCluster flavours) decides *what* to do next (get the object, watch
+from a resourceVersion, back off, or stop) and interprets what comes back; the sync hook and the async hook
+only perform the I/O it asks for. That way the resume-from-resourceVersion, 410-Gone re-list, periodic
+re-list, bounded backoff and the success rule are written once.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kuberay_provider import constants as c
 from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy
-from kuberay_provider.status import RayJobStatus
+from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
 
 class RayJobWaitError(RuntimeError):
@@ -86,8 +87,9 @@ class TimedOut:
 Action = Get | Watch | Sleep | Finished | Gone | TimedOut
 
 
-class RayJobWaiter:
-    """Sans-I/O wait loop for one RayJob.
+class ObjectWaiter:
+    """Sans-I/O wait loop for one object until its status snapshot ``is_terminal`` (RayJob: finished;
+    RayCluster: ready), it is deleted, or the timeout passes.
 
     :param timeout: overall seconds to wait (None: no limit).
     :param watch_timeout: server-side ``timeoutSeconds`` of each watch request.
@@ -109,7 +111,11 @@ class RayJobWaiter:
         retry: RetryPolicy | None = None,
         min_watch_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        plural: str = c.RAYJOB_PLURAL,
+        interpret: Callable[[dict[str, Any]], Any] = RayJobStatus.from_object,
     ) -> None:
+        self.plural = plural
+        self._interpret = interpret
         self.name = name
         self.namespace = namespace
         self._clock = clock
@@ -178,7 +184,7 @@ class RayJobWaiter:
         if meta.get("name") not in (None, self.name):
             return None
         if event.type == "DELETED":
-            self._outcome = Gone(RayJobStatus.from_object(event.object))
+            self._outcome = Gone(self._interpret(event.object))
             return None
         return self._update(event.object)
 
@@ -208,17 +214,24 @@ class RayJobWaiter:
         self._pending_sleep = self._retry.delay(self._failures)
 
     def _update(self, obj: dict[str, Any]) -> RayJobStatus | None:
-        status = RayJobStatus.from_object(obj)
+        status = self._interpret(obj)
         if status.resource_version:
             self._resource_version = status.resource_version
         previous = self.last
         self.last = status
         if status.is_terminal:
             self._outcome = Finished(status)
-        if previous is None or (status.state_key, status.cluster_name, status.deleting) != (
-            previous.state_key,
-            previous.cluster_name,
-            previous.deleting,
-        ):
+        if previous is None or status.change_key != previous.change_key:
             return status
         return None
+
+
+class RayJobWaiter(ObjectWaiter):
+    """Wait for a RayJob to finish (see :class:`ObjectWaiter`)."""
+
+
+class RayClusterWaiter(ObjectWaiter):
+    """Wait for a RayCluster to become ready (see :class:`ObjectWaiter`)."""
+
+    def __init__(self, name: str, namespace: str, **kwargs: Any) -> None:
+        super().__init__(name, namespace, plural=c.RAYCLUSTER_PLURAL, interpret=RayClusterStatus.from_object, **kwargs)

@@ -5,7 +5,6 @@ Run RayJobs on it with ``RayJobOperator(cluster_selector=<name>)``; delete it in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,6 @@ from kuberay_provider import constants as c
 from kuberay_provider import specs
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.naming import validate_labels, validate_namespace, validate_rayjob_name
-from kuberay_provider.status import raycluster_is_ready
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -84,23 +82,22 @@ class RayClusterCreateOperator(BaseOperator):
         _, created = hook.create_object(c.RAYCLUSTER_KIND, manifest, namespace)
         self.log.info("%s RayCluster %s/%s", "Created" if created else "Found existing", namespace, self.name)
         if self.wait_until_ready:
-            deadline = time.monotonic() + self.ready_timeout
-            while True:
-                obj = hook.get_object(c.RAYCLUSTER_KIND, self.name, namespace)
-                if obj is None:
-                    raise AirflowException(f"RayCluster {namespace}/{self.name} disappeared while starting")
-                if raycluster_is_ready(obj):
-                    break
-                if time.monotonic() >= deadline:
-                    from kuberay_provider.hooks.pods import describe_pod_problems, head_pod_selector
+            from kuberay_provider.errors import RayJobGoneError
+            from kuberay_provider.hooks.kuberay import RayJobWaitTimeout
+            from kuberay_provider.hooks.pods import describe_pod_problems, head_pod_selector
 
-                    problems = describe_pod_problems(hook.list_pods(namespace, head_pod_selector(self.name)))
-                    hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace)
-                    raise AirflowException(
-                        f"RayCluster {namespace}/{self.name} not ready after {self.ready_timeout}s; deleted it. "
-                        + "; ".join(problems)
-                    )
-                time.sleep(2.0)
+            try:
+                hook.wait_for_raycluster_ready(self.name, namespace, timeout=self.ready_timeout,
+                                               on_status=lambda s: self.log.info("%s", s.describe()))
+            except RayJobGoneError as exc:
+                raise AirflowException(f"RayCluster {namespace}/{self.name} disappeared while starting") from exc
+            except RayJobWaitTimeout as exc:
+                problems = describe_pod_problems(hook.list_pods(namespace, head_pod_selector(self.name)))
+                hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace)
+                raise AirflowException(
+                    f"RayCluster {namespace}/{self.name} not ready after {self.ready_timeout}s; deleted it. "
+                    + "; ".join(problems)
+                ) from exc
         return {"name": self.name, "namespace": namespace}
 
 

@@ -1,0 +1,268 @@
+"""Real local Ray clusters standing in for RayCluster pods.
+
+Each cluster is a ``ray start --head --block`` process (plus capped ``ray start --address`` worker nodes), each in
+its own process group, with its own short temp dir and free loopback ports. Nothing here calls ``ray stop``.
+All methods are blocking; the controller calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+OBJECT_STORE_BYTES = 200 * 1024 * 1024
+RAY_BIN = Path(sys.executable).parent / "ray"
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    return [
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+    ]
+
+
+@dataclass
+class LocalRayCluster:
+    """One running local Ray cluster."""
+
+    key: tuple[str, str]
+    num_cpus: int
+    worker_cpus: list[int]
+    owner_uid: str
+    temp_dir: Path
+    log_dir: Path
+    gcs_port: int = field(default_factory=free_port)
+    dashboard_port: int = field(default_factory=free_port)
+    client_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started_at: float = 0.0
+    ready_at: float | None = None
+    stopped: bool = False
+    # Serialises start() and stop(): a stop during start waits for the spawned processes, then kills them.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def dashboard_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the head's dashboard (the job submission API)."""
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def head(self) -> subprocess.Popen[bytes] | None:
+        """The head node process."""
+        return self.processes[0] if self.processes else None
+
+    def pids(self) -> list[int]:
+        """PIDs of the ``ray start`` processes and all their descendants."""
+        pids: set[int] = set()
+        for proc in self.processes:
+            pids.add(proc.pid)
+            with contextlib.suppress(psutil.Error):
+                pids.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+            pids.update(_scan({proc.pid}, set()))
+        return sorted(pids)
+
+    def head_alive(self) -> bool:
+        """Whether the head ``ray start`` process still runs."""
+        return self.head is not None and self.head.poll() is None
+
+    def dashboard_ready(self) -> bool:
+        """Whether the head answers ``/api/gcs_healthz`` and the job API (checked once)."""
+        try:
+            with urllib.request.urlopen(f"{self.dashboard_url}/api/gcs_healthz", timeout=2) as resp:
+                if resp.status != 200:
+                    return False
+            with urllib.request.urlopen(f"{self.dashboard_url}/api/version", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+
+def _scan(groups: set[int], temp_dirs: set[str]) -> list[int]:
+    """Live (non-zombie) processes in one of ``groups`` or naming one of ``temp_dirs`` on their command line."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if os.getpgid(proc.pid) in groups or any(d in cmdline for d in temp_dirs):
+                found.append(proc.pid)
+    return sorted(found)
+
+
+def _processes(pids: set[int]) -> list[psutil.Process]:
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                procs.append(psutil.Process(pid))
+    return procs
+
+
+class RayRuntime:
+    """Starts and stops local Ray clusters, at most ``max_clusters`` at a time."""
+
+    def __init__(self, base_dir: Path, *, max_clusters: int = 1, max_worker_nodes: int = 1) -> None:
+        self.base_dir = base_dir
+        self.max_clusters = max_clusters
+        self.max_worker_nodes = max_worker_nodes
+        self.clusters: dict[tuple[str, str], LocalRayCluster] = {}
+        self.stop_seconds: list[float] = []
+        self.started: list[tuple[int, Path]] = []  # (process group id, temp dir) of every node ever started
+        # (pid, create time) of every process seen when stopping a cluster: PIDs and process groups are reused.
+        self.seen: set[tuple[int, float]] = set()
+        self._lock = threading.Lock()
+
+    def has_capacity(self) -> bool:
+        """Whether one more cluster may start now."""
+        with self._lock:
+            return len(self.clusters) < self.max_clusters
+
+    def get(self, key: tuple[str, str]) -> LocalRayCluster | None:
+        """The cluster for ``(namespace, raycluster name)`` if one runs."""
+        with self._lock:
+            return self.clusters.get(key)
+
+    def reserve(
+        self, key: tuple[str, str], head_cpus: int, worker_cpus: list[int], owner_uid: str
+    ) -> LocalRayCluster | None:
+        """Claim a slot for a cluster (returns ``None`` when full). Call :meth:`start` next."""
+        with self._lock:
+            if key in self.clusters:
+                return self.clusters[key]
+            if len(self.clusters) >= self.max_clusters:
+                return None
+            temp_dir = Path(tempfile.mkdtemp(prefix="krl-", dir="/tmp"))
+            log_dir = self.base_dir / "ray" / f"{key[0]}.{key[1]}"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            nodes = worker_cpus[: self.max_worker_nodes]
+            if worker_cpus and nodes:
+                # Fold the logical CPUs of replicas beyond the cap into the nodes that do start.
+                extra = sum(worker_cpus[len(nodes):])
+                nodes = [nodes[0] + extra, *nodes[1:]]
+            cluster = LocalRayCluster(key, head_cpus, nodes, owner_uid, temp_dir, log_dir)
+            self.clusters[key] = cluster
+            return cluster
+
+    def start(self, cluster: LocalRayCluster) -> None:
+        """Start the head and worker nodes (returns once the processes are spawned, not when ready)."""
+        with cluster.lock:
+            if not cluster.stopped:
+                self._start(cluster)
+
+    def _start(self, cluster: LocalRayCluster) -> None:
+        env = dict(os.environ)
+        env["PATH"] = f"{RAY_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
+        env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Ray enables token auth by itself when ~/.ray/auth_token exists and RAY_AUTH_MODE is unset.
+        env["RAY_AUTH_MODE"] = "disabled"
+        env.pop("RAY_ADDRESS", None)
+        common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
+                  f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]
+        base_port = random.randrange(20000, 60000 - 200, 200)
+        head = [str(RAY_BIN), "start", "--head", *common, f"--port={cluster.gcs_port}",
+                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={cluster.dashboard_port}",
+                f"--ray-client-server-port={cluster.client_port}", f"--num-cpus={cluster.num_cpus}",
+                f"--min-worker-port={base_port}", f"--max-worker-port={base_port + 99}", *_node_ports()]
+        cluster.started_at = time.monotonic()
+        cluster.processes.append(self._spawn(head, env, cluster.log_dir / "head.log"))
+        self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
+        for index, cpus in enumerate(cluster.worker_cpus):
+            worker = [str(RAY_BIN), "start", f"--address=127.0.0.1:{cluster.gcs_port}", *common,
+                      f"--num-cpus={cpus}", f"--min-worker-port={base_port + 100}",
+                      f"--max-worker-port={base_port + 199}", *_node_ports()]
+            cluster.processes.append(self._spawn(worker, env, cluster.log_dir / f"worker-{index}.log"))
+            self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
+
+    @staticmethod
+    def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
+
+    def stop(self, key: tuple[str, str], timeout: float = 2.0) -> float:
+        """Stop a cluster: SIGTERM its process groups, wait, SIGKILL stragglers. Returns the seconds it took."""
+        with self._lock:
+            cluster = self.clusters.pop(key, None)
+        if cluster is None:
+            return 0.0
+        with cluster.lock:
+            elapsed = self._stop(cluster, timeout)
+        self.stop_seconds.append(elapsed)
+        return elapsed
+
+    def _stop(self, cluster: LocalRayCluster, timeout: float) -> float:
+        began = time.monotonic()
+        groups = {p.pid for p in cluster.processes}
+        procs = _processes(set(cluster.pids()) | set(_scan(groups, {str(cluster.temp_dir)})))
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                self.seen.add((proc.pid, proc.create_time()))
+        for pgid in sorted(groups, reverse=True):  # worker nodes first, then the head
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            alive = _processes({p.pid for p in alive} | set(_scan(groups, {str(cluster.temp_dir)})))
+            if not alive:
+                break
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            _, alive = psutil.wait_procs(alive, timeout=1)
+        for proc in cluster.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+        cluster.stopped = True
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+        return time.monotonic() - began
+
+    def stop_all(self) -> None:
+        """Stop every cluster."""
+        for key in list(self.clusters):
+            self.stop(key)
+
+    def leftover_pids(self) -> list[int]:
+        """Live processes of any cluster this runtime ever started: members of running clusters' process groups,
+        processes seen when stopping a cluster that still run, and anything naming one of its temp dirs."""
+        with self._lock:
+            groups = {p.pid for c in self.clusters.values() for p in c.processes}
+        left = set(_scan(groups, {str(d) for _, d in self.started}))
+        for pid, created in self.seen:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                    left.add(pid)
+        return sorted(left)
+
+    def running(self) -> dict[tuple[str, str], list[int]]:
+        """``{(namespace, raycluster): [pids]}`` of the clusters running now."""
+        with self._lock:
+            clusters = list(self.clusters.values())
+        return {c.key: c.pids() for c in clusters}

@@ -1,0 +1,126 @@
+"""The KubeRay CRD schemas: OpenAPI defaulting, schema validation and the CRDs' CEL rules (by hand).
+
+The gzip copies of the v1.7.0 CRD YAMLs in ``crds/`` are parsed once per process (about 0.5 s).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import gzip
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from kuberay_provider.constants import RAYCLUSTER_PLURAL, RAYJOB_PLURAL
+
+CRD_DIR = Path(__file__).parent / "crds"
+CRD_FILES = {RAYJOB_PLURAL: "ray.io_rayjobs.yaml.gz", RAYCLUSTER_PLURAL: "ray.io_rayclusters.yaml.gz"}
+MANAGED_BY_VALUES = ("ray.io/kuberay-operator", "kueue.x-k8s.io/multikueue")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def load_crd(plural: str) -> dict[str, Any]:
+    """Return the parsed CRD document for ``rayjobs`` or ``rayclusters`` (cached)."""
+    with gzip.open(CRD_DIR / CRD_FILES[plural], "rt", encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=_Loader)
+
+
+@functools.cache
+def openapi_schema(plural: str, version: str = "v1") -> dict[str, Any]:
+    """Return the ``openAPIV3Schema`` of one served version of a CRD."""
+    for entry in load_crd(plural)["spec"]["versions"]:
+        if entry["name"] == version:
+            return entry["schema"]["openAPIV3Schema"]
+    raise KeyError(f"{plural} has no version {version}")
+
+
+@functools.cache
+def _validator(plural: str, version: str) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft7Validator(openapi_schema(plural, version))
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> None:
+    """Fill OpenAPI ``default`` values into ``value`` in place, like the API server's structural defaulting."""
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            if key in value:
+                apply_defaults(sub, value[key])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for sub_value in value.values():
+                apply_defaults(extra, sub_value)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(schema["items"], item)
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+
+
+def _cel_errors(plural: str, obj: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
+    """The CEL rules of the KubeRay v1.7 CRDs, written out by hand."""
+    errors: list[str] = []
+    spec = obj.get("spec") or {}
+    old_spec = (old or {}).get("spec") or {}
+    managed = [("spec.managedBy", spec, old_spec)]
+    if plural == RAYJOB_PLURAL:
+        managed.append(
+            ("spec.rayClusterSpec.managedBy", spec.get("rayClusterSpec") or {}, old_spec.get("rayClusterSpec") or {})
+        )
+        strategy = spec.get("deletionStrategy")
+        if isinstance(strategy, dict):
+            legacy = "onSuccess" in strategy or "onFailure" in strategy
+            if legacy and "deletionRules" in strategy:
+                errors.append(
+                    "spec.deletionStrategy: Invalid value: \"object\": legacy policies (onSuccess/onFailure) and "
+                    "deletionRules cannot be used together within the same deletionStrategy"
+                )
+            elif not (("onSuccess" in strategy and "onFailure" in strategy) or "deletionRules" in strategy):
+                errors.append(
+                    "spec.deletionStrategy: Invalid value: \"object\": deletionStrategy requires either BOTH "
+                    "onSuccess and onFailure, OR deletionRules"
+                )
+            for i, rule in enumerate(strategy.get("deletionRules") or []):
+                cond = rule.get("condition") if isinstance(rule, dict) else None
+                if not isinstance(cond, dict):
+                    continue
+                both = "jobStatus" in cond and "jobDeploymentStatus" in cond
+                if both or not ("jobStatus" in cond or "jobDeploymentStatus" in cond):
+                    what = "cannot be used together" if both else "requires either JobStatus or JobDeploymentStatus"
+                    errors.append(
+                        f"spec.deletionStrategy.deletionRules[{i}].condition: Invalid value: \"object\": "
+                        f"JobStatus and JobDeploymentStatus {what}"
+                    )
+    for path, new_parent, old_parent in managed:
+        if "managedBy" in new_parent and new_parent["managedBy"] not in MANAGED_BY_VALUES:
+            errors.append(
+                f"{path}: Invalid value: \"string\": the managedBy field value must be either "
+                "'ray.io/kuberay-operator' or 'kueue.x-k8s.io/multikueue'"
+            )
+        if old is not None and new_parent.get("managedBy") != old_parent.get("managedBy") and (
+            "managedBy" in old_parent
+        ):
+            errors.append(f"{path}: Invalid value: \"string\": the managedBy field is immutable")
+    return errors
+
+
+def admit(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None, version: str = "v1") -> list[str]:
+    """Default ``obj`` in place and return the list of validation errors (empty when admitted).
+
+    ``old`` is the stored object on updates (for the immutability rules).
+    """
+    schema = openapi_schema(plural, version)
+    apply_defaults(schema, obj)
+    errors = [
+        f"{_path(e) or '<root>'}: {e.message}"
+        for e in sorted(_validator(plural, version).iter_errors(obj), key=lambda e: list(e.absolute_path))
+    ]
+    return errors + _cel_errors(plural, obj, old)

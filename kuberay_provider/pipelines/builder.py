@@ -1,0 +1,319 @@
+"""``retraining_pipeline``: Spark ETL → Ray training on a transient cluster → confirmation that no cluster is left.
+
+The TaskGroup it returns::
+
+    [choose_etl] ─▶ etl_local / etl_spark_operator ─▶ [stage_working_dir] ─▶ train ─▶ confirm_teardown (teardown)
+
+- **ETL** runs ``jobs/churn_etl.py`` for the run's window (Airflow templates, rendered per run):
+  ``spark_mode="spark_operator"`` submits a SparkApplication from the template in ``templates/`` with the cncf
+  provider's ``SparkKubernetesOperator`` (production, and the local stack's spark-operator double);
+  ``spark_mode="local"`` runs the same script with ``local[N]`` Spark in the Airflow worker's process tree
+  (a BashOperator). That is for laptops and CI only: there the worker *is* the laptop, so the rule "data never
+  passes through the Airflow worker" is relaxed on purpose. A templated ``spark_mode`` (e.g. from an Airflow
+  Variable) builds both and picks one per run with a branch task.
+- **train** is a :class:`~kuberay_provider.operators.rayjob.RayJobOperator` running ``jobs/churn_train.py``; the
+  BigQuery settings reach it as runtime_env ``env_vars`` (``KUBERAY_BQ_*``). With ``working_dir`` set, a local
+  directory is zipped and staged first (see :mod:`kuberay_provider.pipelines.packaging`) and referenced by URI.
+- **confirm_teardown** is a :class:`~kuberay_provider.sensors.rayjob.RayClusterDeletedSensor` made a teardown of
+  ``train``, so it runs (and fails loudly on leftovers) even when training fails.
+
+Only names, URIs and small JSON summaries travel through XCom. Importing this module imports no ray, pyspark,
+kubernetes or google.cloud; the cncf provider is imported only when a spark_operator ETL task is built.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import string
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.pipelines import JOBS_DIR, TEMPLATES_DIR
+
+SPARK_MODES = ("local", "spark_operator")
+DEFAULT_SPARK_TEMPLATE = TEMPLATES_DIR / "churn_etl_sparkapplication.yaml"
+DEFAULT_SPARK_IMAGE = "apache/spark:4.0.1-python3"
+DEFAULT_RAY_IMAGE = "rayproject/ray:2.60.0-py311"
+DEFAULT_WINDOW_START = "{{ data_interval_start.isoformat() }}"
+DEFAULT_WINDOW_END = "{{ data_interval_end.isoformat() }}"
+DEFAULT_LOCAL_SPARK_CONF: Mapping[str, str] = {
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "4",
+}  # fmt: skip
+TRAIN_ENV_DEFAULTS: Mapping[str, str] = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _quote(value: Any) -> str:
+    """Shell-quote a literal; a Jinja template is quoted as a whole so its rendered value stays one argument."""
+    text = str(value)
+    if _is_template(text):
+        return f"'{text}'" if "'" not in text else f'"{text}"'
+    return shlex.quote(text)
+
+
+def choose_spark_mode(mode: str) -> str:
+    """Validate a rendered ``spark_mode``; raises naming the parameter."""
+    value = (mode or "").strip()
+    if value not in SPARK_MODES:
+        raise InvalidParameterError("spark_mode", mode, f"must be one of {list(SPARK_MODES)}")
+    return value
+
+
+def _check_table(param: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameterError(param, value, "must be a BigQuery table name, [project.]dataset.table")
+    if not _is_template(value) and value.count(".") not in (1, 2):
+        raise InvalidParameterError(param, value, "must be a BigQuery table name, [project.]dataset.table")
+
+
+def etl_arguments(*, window_start: str, window_end: str, raw_events_table: str, raw_customers_table: str,
+                  features_table: str, label_days: int, bigquery_project: str) -> list[str]:
+    """The ``churn_etl.py`` CLI arguments (templated strings; rendered by Airflow per run)."""
+    return [
+        "--start", window_start, "--end", window_end,
+        "--events-table", raw_events_table, "--customers-table", raw_customers_table,
+        "--features-table", features_table, "--label-days", str(label_days), "--project", bigquery_project,
+    ]  # fmt: skip
+
+
+def train_arguments(*, features_table: str, metrics_table: str, predictions_table: str, model_uri: str,
+                    bigquery_project: str, num_workers: int, num_boost_round: int,
+                    run_id: str = "{{ run_id }}") -> list[str]:
+    """The ``churn_train.py`` CLI arguments (templated strings)."""
+    return [
+        "--features-table", features_table, "--metrics-table", metrics_table,
+        "--predictions-table", predictions_table, "--model-uri", model_uri, "--project", bigquery_project,
+        "--run-id", run_id, "--num-workers", str(num_workers), "--num-boost-round", str(num_boost_round),
+    ]  # fmt: skip
+
+
+def render_spark_application(template: str | Path, **values: Any) -> dict[str, Any]:
+    """Fill the ``${...}`` placeholders of a SparkApplication template and parse it (Airflow's ``{{ }}`` kept).
+
+    Mappings and lists are inserted as JSON (valid YAML flow style); missing placeholders raise naming them.
+    """
+    import yaml
+
+    path = Path(template)
+    if not path.is_file():
+        raise InvalidParameterError("spark_application_template", str(template), "must be an existing YAML file")
+    filled = {k: json.dumps(v if isinstance(v, (list, tuple, dict, int, float)) else str(v)) for k, v in values.items()}
+    try:
+        text = string.Template(path.read_text()).substitute(filled)
+    except KeyError as missing:
+        raise InvalidParameterError(
+            "spark_application_template", str(template), f"uses ${{{missing.args[0]}}}, which the builder does not provide"
+        ) from None
+    manifest = yaml.safe_load(text)
+    if not isinstance(manifest, dict) or manifest.get("kind") != "SparkApplication":
+        raise InvalidParameterError("spark_application_template", str(template), "must be a SparkApplication manifest")
+    return manifest
+
+
+def _branch(mode: str, local_task_id: str, operator_task_id: str) -> str:
+    """Branch callable: the ETL task id for the rendered ``mode``."""
+    return local_task_id if choose_spark_mode(mode) == "local" else operator_task_id
+
+
+def _stage_working_dir(working_dir: str, staging_uri: str) -> str:
+    """Task callable: package and stage ``working_dir``; returns the zip URI (small XCom)."""
+    from kuberay_provider.pipelines.packaging import build_zip, package_name, stage
+
+    payload = build_zip(working_dir)
+    return stage(payload, staging_uri, package_name(payload))
+
+
+def retraining_pipeline(
+    group_id: str = "retraining",
+    *,
+    raw_events_table: str,
+    raw_customers_table: str,
+    features_table: str,
+    metrics_table: str,
+    predictions_table: str,
+    model_uri: str,
+    bigquery_project: str,
+    bigquery_env: Mapping[str, str] | None = None,
+    window_start: str = DEFAULT_WINDOW_START,
+    window_end: str = DEFAULT_WINDOW_END,
+    label_days: int = 7,
+    spark_mode: str = "local",
+    spark_application_template: str | Path = DEFAULT_SPARK_TEMPLATE,
+    spark_image: str = DEFAULT_SPARK_IMAGE,
+    spark_main_application_file: str | None = None,
+    spark_version: str = "4.0.1",
+    spark_service_account: str = "spark",
+    spark_driver: Mapping[str, Any] | None = None,
+    spark_executor: Mapping[str, Any] | None = None,
+    local_spark_master: str = "local[2]",
+    local_spark_conf: Mapping[str, str] | None = None,
+    python_executable: str | None = None,
+    image: str = DEFAULT_RAY_IMAGE,
+    head: Mapping[str, Any] | None = None,
+    num_workers: int = 2,
+    worker_cpu: float = 1,
+    worker_memory: str = "2Gi",
+    num_boost_round: int = 100,
+    train_entrypoint: str | None = None,
+    runtime_env: Mapping[str, Any] | None = None,
+    working_dir: str | None = None,
+    staging_uri: str | None = None,
+    kubernetes_conn_id: str = "kubernetes_default",
+    namespace: str | None = None,
+    etl_timeout: timedelta = timedelta(hours=1),
+    train_timeout: timedelta = timedelta(hours=2),
+    teardown_timeout: float = 600.0,
+    rayjob_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build the ETL → train → confirm-teardown TaskGroup inside the current DAG context; returns the TaskGroup.
+
+    Table names are ``[project.]dataset.table`` and, like ``model_uri``, ``window_start``/``window_end`` (ISO
+    timestamps) and ``bigquery_env`` values, may be Airflow templates rendered per run (``{{ var.value... }}``).
+
+    :param spark_mode: ``"local"``, ``"spark_operator"`` or a template rendering to one of them per run.
+    :param bigquery_env: extra environment for both jobs, e.g. ``KUBERAY_BQ_REST_ENDPOINT`` for the emulator;
+        ``KUBERAY_BQ_PROJECT`` is set from ``bigquery_project``.
+    :param spark_application_template: a SparkApplication YAML with ``${...}`` placeholders (see the default).
+    :param spark_main_application_file: the ETL script as the Spark image sees it; default: the installed
+        ``churn_etl.py`` as ``local://`` (right for the local stack and images that install this provider).
+    :param python_executable: interpreter for ``spark_mode="local"``; default the DAG processor's.
+    :param head: Ray head resources (default 1 CPU, 2Gi); ``num_workers`` worker pods of ``worker_cpu``/
+        ``worker_memory`` host the Ray Train workers (``--num-workers``, one CPU each).
+    :param train_entrypoint: override the training command (default ``python -m ...churn_train`` with its args).
+    :param working_dir: a local directory zipped and staged to ``staging_uri`` at run time and used as the job's
+        runtime_env ``working_dir`` (K8sJobMode cannot upload local directories).
+    :param rayjob_kwargs: extra :class:`RayJobOperator` arguments (e.g. ``deferrable``, ``ttl_seconds_after_finished``).
+    """
+    from airflow.providers.common.compat.sdk import TaskGroup
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+
+    from kuberay_provider.operators.rayjob import RayJobOperator
+    from kuberay_provider.sensors.rayjob import RayClusterDeletedSensor
+
+    for param, table in (("raw_events_table", raw_events_table), ("raw_customers_table", raw_customers_table),
+                         ("features_table", features_table), ("metrics_table", metrics_table),
+                         ("predictions_table", predictions_table)):  # fmt: skip
+        _check_table(param, table)
+    if not isinstance(model_uri, str) or not model_uri.strip():
+        raise InvalidParameterError("model_uri", model_uri, "must be a path or URI (gs://bucket/models/churn/...)")
+    if not isinstance(bigquery_project, str) or not bigquery_project.strip():
+        raise InvalidParameterError("bigquery_project", bigquery_project, "must be a BigQuery project id")
+    if not _is_template(spark_mode):
+        choose_spark_mode(spark_mode)
+    for param, value, minimum in (("num_workers", num_workers, 1), ("num_boost_round", num_boost_round, 1),
+                                  ("label_days", label_days, 1)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InvalidParameterError(param, value, f"must be an integer ≥ {minimum}")
+    if working_dir is not None and not staging_uri:
+        raise InvalidParameterError("staging_uri", staging_uri, "is required with working_dir (gs://bucket/path or a local path)")
+
+    env = {"KUBERAY_BQ_PROJECT": bigquery_project, **dict(bigquery_env or {})}
+    modes = SPARK_MODES if _is_template(spark_mode) else (spark_mode,)
+
+    with TaskGroup(group_id=group_id) as group:
+        def full_id(task_id: str) -> str:
+            return group.child_id(task_id)
+
+        etl_args = etl_arguments(
+            window_start=window_start, window_end=window_end, raw_events_table=raw_events_table,
+            raw_customers_table=raw_customers_table, features_table=features_table, label_days=label_days,
+            bigquery_project=bigquery_project,
+        )  # fmt: skip
+        etl_tasks = []
+        if "local" in modes:
+            conf = {**DEFAULT_LOCAL_SPARK_CONF, **dict(local_spark_conf or {})}
+            command = [python_executable or sys.executable, str(JOBS_DIR / "churn_etl.py"), *etl_args,
+                       "--master", local_spark_master, *[x for k, v in conf.items() for x in ("--conf", f"{k}={v}")]]
+            etl_tasks.append(BashOperator(
+                task_id="etl_local",
+                bash_command=" ".join(_quote(part) for part in command),
+                env={**env, "SPARK_LOCAL_IP": "127.0.0.1"},
+                append_env=True,
+                execution_timeout=etl_timeout,
+                doc_md="Runs churn_etl.py with local Spark in the worker (dev/CI only). Pushes its JSON summary.",
+            ))  # fmt: skip
+        if "spark_operator" in modes:
+            from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
+
+            main_file = spark_main_application_file or f"local://{JOBS_DIR / 'churn_etl.py'}"
+            manifest = render_spark_application(
+                spark_application_template, name="churn-etl", namespace=namespace or "default", image=spark_image,
+                main_application_file=main_file, arguments=etl_args, spark_version=spark_version,
+                shuffle_partitions="8", service_account=spark_service_account,
+                driver_cores=(spark_driver or {}).get("cores", 1), driver_memory=(spark_driver or {}).get("memory", "2g"),
+                executor_cores=(spark_executor or {}).get("cores", 1),
+                executor_instances=(spark_executor or {}).get("instances", 2),
+                executor_memory=(spark_executor or {}).get("memory", "2g"),
+                env=[{"name": k, "value": v} for k, v in env.items()],
+            )  # fmt: skip
+            etl_tasks.append(SparkKubernetesOperator(
+                task_id="etl_spark_operator",
+                template_spec=manifest,
+                namespace=namespace or "default",
+                kubernetes_conn_id=kubernetes_conn_id,
+                get_logs=True,
+                delete_on_termination=True,
+                execution_timeout=etl_timeout,
+            ))  # fmt: skip
+
+        train_env = dict(runtime_env or {})
+        train_env["env_vars"] = {**TRAIN_ENV_DEFAULTS, **env, **dict(train_env.get("env_vars") or {})}
+        upstream: list[Any] = list(etl_tasks)
+        if working_dir is not None:
+            stage_task = PythonOperator(
+                task_id="stage_working_dir", python_callable=_stage_working_dir,
+                op_kwargs={"working_dir": working_dir, "staging_uri": staging_uri},
+            )  # fmt: skip
+            train_env["working_dir"] = "{{ ti.xcom_pull(task_ids='" + full_id("stage_working_dir") + "') }}"
+            upstream.append(stage_task)
+
+        entrypoint = train_entrypoint or " ".join(
+            _quote(p) for p in ["python", "-m", "kuberay_provider.pipelines.jobs.churn_train", *train_arguments(
+                features_table=features_table, metrics_table=metrics_table, predictions_table=predictions_table,
+                model_uri=model_uri, bigquery_project=bigquery_project, num_workers=num_workers,
+                num_boost_round=num_boost_round)]
+        )  # fmt: skip
+        train = RayJobOperator(
+            task_id="train",
+            entrypoint=entrypoint,
+            image=image,
+            head=dict(head or {"cpu": 1, "memory": "2Gi"}),
+            worker_groups=[{"name": "train", "replicas": num_workers, "cpu": worker_cpu, "memory": worker_memory}],
+            runtime_env=train_env,
+            namespace=namespace,
+            kubernetes_conn_id=kubernetes_conn_id,
+            execution_timeout=train_timeout,
+            trigger_rule="none_failed_min_one_success",
+            **dict(rayjob_kwargs or {}),
+        )
+        confirm = RayClusterDeletedSensor(
+            task_id="confirm_teardown",
+            rayjob_name="{{ ti.xcom_pull(task_ids='" + full_id("train") + "', key='rayjob_name') }}",
+            namespace=namespace,
+            kubernetes_conn_id=kubernetes_conn_id,
+            poke_interval=5,
+            timeout=teardown_timeout,
+        )
+        if len(modes) > 1:
+            choose = BranchPythonOperator(
+                task_id="choose_etl", python_callable=_branch,
+                op_kwargs={"mode": spark_mode, "local_task_id": full_id("etl_local"),
+                           "operator_task_id": full_id("etl_spark_operator")},
+            )  # fmt: skip
+            choose >> etl_tasks
+        upstream >> train
+        train >> confirm.as_teardown(setups=train)
+    return group
+
+
+__all__: Sequence[str] = ("SPARK_MODES", "choose_spark_mode", "etl_arguments", "render_spark_application",
+                          "retraining_pipeline", "train_arguments")  # fmt: skip

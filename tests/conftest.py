@@ -1,0 +1,30 @@
+"""Shared fixtures: one local KubeRay stack (API server + controller + real Ray) for the whole session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kuberay_provider.local.stack import LocalStack
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A running :class:`LocalStack` (requeue 1 s) shared by every test of the session."""
+    base: Path = tmp_path_factory.mktemp("kuberay-local")
+    stack = LocalStack(base, requeue_seconds=1.0)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        assert stack.leftover_ray_pids() == [], "Ray processes left behind by the local stack"
+
+
+@pytest.fixture
+def namespace(local_stack: LocalStack) -> str:
+    """A namespace name unique to the test (namespaces exist implicitly on the local API server)."""
+    return f"t-{uuid.uuid4().hex[:10]}"
