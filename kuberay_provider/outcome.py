@@ -15,6 +15,16 @@ from kuberay_provider.status import RayJobStatus
 SUCCESS, FAILED, DELETED, TIMEOUT, ERROR = "success", "failed", "deleted", "timeout", "error"
 
 
+def final_status(outcome: Finished | Gone | TimedOut) -> RayJobStatus | None:
+    """The last status a waiter saw (the terminal one when it finished)."""
+    return outcome.status if isinstance(outcome, Finished) else outcome.last
+
+
+def succeeded(outcome: Finished | Gone | TimedOut) -> bool:
+    """Whether a wait ended in the provider's one success rule (Complete + SUCCEEDED)."""
+    return isinstance(outcome, Finished) and outcome.status.is_success
+
+
 def outcome_event(
     outcome: Finished | Gone | TimedOut,
     name: str,
@@ -24,7 +34,7 @@ def outcome_event(
     log_tail: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The event for a waiter's final action."""
-    status = outcome.status if isinstance(outcome, Finished) else outcome.last
+    status = final_status(outcome)
     if isinstance(outcome, Finished):
         kind = SUCCESS if status.is_success else FAILED
         message = status.describe()

@@ -15,7 +15,9 @@ from kuberay_provider.outcome import (
     TIMEOUT,
     error_event,
     failure_report,
+    final_status,
     outcome_event,
+    succeeded,
     xcom_summary,
 )
 from kuberay_provider.status import RayJobStatus
@@ -97,3 +99,20 @@ def test_xcom_summary():
     empty = xcom_summary(None, name="n", namespace="ns")
     assert (empty["name"], empty["namespace"], empty["job_id"], empty["reattached"]) == ("n", "ns", None, False)
     json.dumps(summary)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "ok"),
+    [
+        (Finished(status("Complete", "SUCCEEDED")), True),
+        (Finished(status("Complete", "STOPPED")), False),
+        (Finished(status("Failed", "FAILED", "AppFailed")), False),
+        (Gone(status("Running", "RUNNING")), False),
+        (TimedOut(None), False),
+    ],
+)
+def test_succeeded_and_final_status_agree_with_the_event(outcome, ok):
+    assert succeeded(outcome) is ok
+    assert (outcome_event(outcome, NAME, NAMESPACE)["status"] == SUCCESS) is ok
+    expected = outcome.status if isinstance(outcome, Finished) else outcome.last
+    assert final_status(outcome) == expected

@@ -25,8 +25,11 @@ from kuberay_provider.hooks.pods import (
     LogTail,
     SubmitterLogPlan,
     describe_pod_problems,
+    describe_submitter_job,
     describe_warning_events,
     head_pod_selector,
+    newest_started_pod,
+    pod_name,
     submitter_pod_selector,
 )
 from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy, acall_with_retry, call_with_retry
@@ -93,6 +96,23 @@ def classify_async_error(exc: BaseException) -> ApiFailure | None:
 def _status_of(exc: BaseException, classify: Callable[[BaseException], ApiFailure | None]) -> int | None:
     failure = classify(exc)
     return failure.status if failure else None
+
+
+async def araise_for_status(response: Any) -> Any:
+    """Raise ``ApiException`` for a non-2xx raw (``_preload_content=False``) response; return it otherwise.
+
+    Unlike the official sync client, kubernetes_asyncio only raises for responses it decodes itself: a raw 503
+    would otherwise be read as a one-line watch stream or an empty pod list, defeating retries and backoff.
+    """
+    if 200 <= response.status <= 299:
+        return response
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    body = await response.read()
+    response.release()
+    error = ApiException(status=response.status, reason=response.reason)
+    error.body = body
+    raise error
 
 
 class KubeRayHook(KubernetesHook):
@@ -322,24 +342,46 @@ class KubeRayHook(KubernetesHook):
         finally:
             response.release_conn()
 
-    def list_events(self, namespace: str, involved_name: str) -> list[dict[str, Any]]:
+    def list_events(self, namespace: str, field_selector: str = "type=Warning") -> list[dict[str, Any]]:
+        """core/v1 Events of ``namespace`` matching ``field_selector`` (default: Warning events)."""
         api = self.core_v1_client
         response = self._call(lambda: api.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={involved_name}", _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT))
+            namespace, field_selector=field_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
         return list(json.loads(response.data).get("items") or [])
 
+    def read_submitter_job(self, rayjob_name: str, namespace: str) -> dict[str, Any] | None:
+        """The K8sJobMode submitter ``batch/v1`` Job (named like the RayJob), or None."""
+        api = self.batch_v1_client
+        try:
+            response = self._call(lambda: api.read_namespaced_job(
+                rayjob_name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except Exception as exc:
+            if _status_of(exc, classify_sync_error) == 404:
+                return None
+            raise
+        return json.loads(response.data)
+
     def diagnose(self, status: RayJobStatus) -> list[str]:
-        """Why a RayJob did not get anywhere: head pod problems and Warning events (best effort)."""
+        """Why a RayJob did not get anywhere: head pod problems, the submitter Job, Warning events (best effort)."""
         lines: list[str] = []
         try:
             if status.cluster_name:
                 lines += describe_pod_problems(self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
             lines += describe_pod_problems(self.list_pods(status.namespace, submitter_pod_selector(status.name)))
-            lines += describe_warning_events(self.list_events(status.namespace, status.name))
+            lines += describe_submitter_job(self.read_submitter_job(status.name, status.namespace))
+            lines += describe_warning_events(self.list_events(status.namespace), status.name, status.cluster_name)
         except Exception as exc:  # diagnostics must never hide the real failure
             lines.append(f"(could not read pods or events: {exc})")
         return lines
+
+    def read_driver_log_tail(self, rayjob_name: str, namespace: str, tail: LogTail) -> None:
+        """Nothing was streamed (streaming off, or it failed): read the newest submitter pod's last lines once."""
+        if tail.size == 0:
+            return
+        pod = newest_started_pod(self.list_pods(namespace, submitter_pod_selector(rayjob_name)))
+        if pod is not None:
+            text = self.read_pod_log(pod_name(pod), namespace, c.SUBMITTER_CONTAINER, tail.size)
+            tail.extend(pod_name(pod), text.splitlines())
 
     def stream_driver_log(self, rayjob_name: str, namespace: str, tail: LogTail, emit: Callable[[str], None],
                           stop: threading.Event, poll_interval: float = 2.0) -> None:
@@ -449,19 +491,19 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         from kubernetes_asyncio import client
 
         async def list_raw(api):
-            response = await client.CoreV1Api(api).list_namespaced_pod(
-                namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            response = await araise_for_status(await client.CoreV1Api(api).list_namespaced_pod(
+                namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
             return json.loads(await response.read())
 
         return list((await self._call(list_raw)).get("items") or [])
 
-    async def list_events(self, namespace: str, involved_name: str) -> list[dict[str, Any]]:
+    async def list_events(self, namespace: str, field_selector: str = "type=Warning") -> list[dict[str, Any]]:
+        """Async twin of :meth:`KubeRayHook.list_events`."""
         from kubernetes_asyncio import client
 
         async def list_raw(api):
-            response = await client.CoreV1Api(api).list_namespaced_event(
-                namespace, field_selector=f"involvedObject.name={involved_name}", _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT)
+            response = await araise_for_status(await client.CoreV1Api(api).list_namespaced_event(
+                namespace, field_selector=field_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
             return json.loads(await response.read())
 
         return list((await self._call(list_raw)).get("items") or [])
@@ -477,7 +519,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             kwargs["tail_lines"] = tail_lines
 
         async def read(api):
-            response = await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs)
+            response = await araise_for_status(await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs))
             return (await response.read()).decode("utf-8", errors="replace")
 
         return await self._call(read)
@@ -490,7 +532,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             kwargs: dict[str, Any] = {"follow": True, "_preload_content": False}
             if container:
                 kwargs["container"] = container
-            response = await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs)
+            response = await araise_for_status(await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs))
             try:
                 while True:
                     line = await response.content.readline()
@@ -514,8 +556,8 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         }
         if action.resource_version:
             kwargs["resource_version"] = action.resource_version
-        response = await client.CustomObjectsApi(api).list_namespaced_custom_object(
-            c.RAY_GROUP, c.RAY_VERSION, namespace, plural, **kwargs)
+        response = await araise_for_status(await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            c.RAY_GROUP, c.RAY_VERSION, namespace, plural, **kwargs))
         try:
             while True:
                 line = await response.content.readline()
@@ -574,6 +616,22 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
                     raise
                 waiter.on_failure(failure)
 
+    async def read_submitter_job(self, rayjob_name: str, namespace: str) -> dict[str, Any] | None:
+        """Async twin of :meth:`KubeRayHook.read_submitter_job`."""
+        from kubernetes_asyncio import client
+
+        async def read(api):
+            response = await araise_for_status(await client.BatchV1Api(api).read_namespaced_job(
+                rayjob_name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            return json.loads(await response.read())
+
+        try:
+            return await self._call(read)
+        except Exception as exc:
+            if _status_of(exc, classify_async_error) == 404:
+                return None
+            raise
+
     async def diagnose(self, status: RayJobStatus) -> list[str]:
         """Async twin of :meth:`KubeRayHook.diagnose`."""
         lines: list[str] = []
@@ -581,10 +639,20 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             if status.cluster_name:
                 lines += describe_pod_problems(await self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
             lines += describe_pod_problems(await self.list_pods(status.namespace, submitter_pod_selector(status.name)))
-            lines += describe_warning_events(await self.list_events(status.namespace, status.name))
+            lines += describe_submitter_job(await self.read_submitter_job(status.name, status.namespace))
+            lines += describe_warning_events(await self.list_events(status.namespace), status.name, status.cluster_name)
         except Exception as exc:
             lines.append(f"(could not read pods or events: {exc})")
         return lines
+
+    async def read_driver_log_tail(self, rayjob_name: str, namespace: str, tail: LogTail) -> None:
+        """Async twin of :meth:`KubeRayHook.read_driver_log_tail`."""
+        if tail.size == 0:
+            return
+        pod = newest_started_pod(await self.list_pods(namespace, submitter_pod_selector(rayjob_name)))
+        if pod is not None:
+            text = await self.read_pod_log(pod_name(pod), namespace, c.SUBMITTER_CONTAINER, tail.size)
+            tail.extend(pod_name(pod), text.splitlines())
 
     async def stream_driver_log(self, rayjob_name: str, namespace: str, tail: LogTail, emit: Callable[[str], None],
                                 stop: asyncio.Event, poll_interval: float = 2.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -76,11 +77,46 @@ def describe_pod_problems(pods: Iterable[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def describe_warning_events(events: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Warning events (core/v1) as lines, oldest first."""
-    warnings = [e for e in events if e.get("type") == "Warning"]
+def describe_submitter_job(job: Mapping[str, Any] | None) -> list[str]:
+    """The K8sJobMode submitter Job's failure condition (e.g. ``BackoffLimitExceeded``) as a line."""
+    if not job:
+        return []
+    lines = []
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            lines.append(
+                f"submitter Job {pod_name(job)}: failed ({cond.get('reason')}): {cond.get('message', '')}".rstrip(": ")
+            )
+    if status.get("failed"):
+        lines.append(f"submitter Job {pod_name(job)}: {status['failed']} failed pod attempt(s)")
+    return lines
+
+
+def event_is_about(event: Mapping[str, Any], rayjob_name: str, cluster_name: str | None) -> bool:
+    """Whether an Event concerns the RayJob, its RayCluster, the cluster's pods or the submitter pods.
+
+    Pod events (kubelet's image pull errors, the scheduler's FailedScheduling) outlive the pods, so they still
+    explain a failure after KubeRay removed the cluster.
+    """
+    name = (event.get("involvedObject") or {}).get("name") or ""
+    if name == rayjob_name or re.fullmatch(re.escape(rayjob_name) + r"-[a-z0-9]{5}", name):
+        return True  # the RayJob and its submitter pods (<rayjob>-<5>)
+    return bool(cluster_name) and (name == cluster_name or name.startswith(f"{cluster_name}-"))
+
+
+def describe_warning_events(events: Iterable[Mapping[str, Any]], rayjob_name: str | None = None,
+                            cluster_name: str | None = None) -> list[str]:
+    """Warning events (core/v1) as lines, oldest first; only those about ``rayjob_name``'s objects if given."""
+    warnings = [e for e in events if e.get("type") == "Warning"
+                and (rayjob_name is None or event_is_about(e, rayjob_name, cluster_name))]
     warnings.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return [f"event {e.get('reason')}: {e.get('message', '')}" for e in warnings]
+    lines = []
+    for event in warnings:
+        involved = event.get("involvedObject") or {}
+        about = f" ({involved.get('kind')} {involved.get('name')})" if involved.get("name") else ""
+        lines.append(f"event {event.get('reason')}{about}: {event.get('message', '')}")
+    return lines
 
 
 class LogTail:
@@ -91,6 +127,7 @@ class LogTail:
     """
 
     def __init__(self, size: int = 50) -> None:
+        self.size = size
         self.lines: deque[str] = deque(maxlen=size)
         self._seen: dict[str, int] = {}
         self._position: dict[str, int] = {}
@@ -110,6 +147,12 @@ class LogTail:
         self.lines.append(line)
         self.total += 1
         return True
+
+    def extend(self, pod: str, lines: Iterable[str]) -> None:
+        """Record a one-off read of ``pod``'s log (its last lines)."""
+        self.start(pod)
+        for line in lines:
+            self.accept(pod, line)
 
     def text(self) -> str:
         return "\n".join(self.lines)

@@ -138,8 +138,9 @@ class RayClusterReconciler:
             else:
                 self._starting[key] = asyncio.create_task(self._start(cluster))
                 head_status = pods.waiting(head_pod, "ContainerCreating")
-        elif cluster.ready_at is not None and not cluster.head_alive():
-            # The head died: record the container crash, drop the cluster; the next pass starts a new one.
+        elif not cluster.head_alive() and (cluster.ready_at is not None or self._start_finished(key)):
+            # The head died (after it was ready, or while it was starting): record the container crash, drop the
+            # cluster; the next pass starts a new one, as kubelet restarts a crashed container.
             self._restarts[key] = self._restarts.get(key, 0) + 1
             head_status = pods.terminated(head_pod, 1, self._restarts[key], final=False)
             await self.stop(key)
@@ -153,6 +154,10 @@ class RayClusterReconciler:
             await self._write_pod_status(pod, pods.running(pod) if ready else pods.waiting(pod, "PodInitializing"))
         await self._write_status(rc, self._status(rc, head_pod, ready))
 
+    def _start_finished(self, key: tuple[str, str]) -> bool:
+        task = self._starting.get(key)
+        return task is not None and task.done()
+
     async def _start(self, cluster: LocalRayCluster) -> None:
         await asyncio.to_thread(self.runtime.start, cluster)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -162,7 +167,9 @@ class RayClusterReconciler:
                 log.info("Ray cluster %s/%s ready in %.1fs", *cluster.key, cluster.ready_at - cluster.started_at)
                 return
             await asyncio.sleep(0.5)
-        log.warning("Ray cluster %s/%s did not become ready", *cluster.key)
+        head_log = cluster.log_dir / "head.log"
+        last = head_log.read_text(errors="replace").splitlines()[-5:] if head_log.exists() else []
+        log.warning("Ray cluster %s/%s did not become ready; head log ends: %s", *cluster.key, " | ".join(last))
 
     async def _ensure_service(self, rc: JSON, owner: JSON) -> None:
         ns, name = rc["metadata"]["namespace"], rc["metadata"]["name"]
@@ -208,9 +215,12 @@ class RayClusterReconciler:
         if pod.get("status") == status:
             return
         meta = pod["metadata"]
+        problem = pods.warning_for(pod.get("status") or {}, status)
         with contextlib.suppress(KubeError):
             await self.kube.set_status("pods", meta["namespace"], meta["name"], status)
             pod["status"] = status
+            if problem:  # what kubelet / the scheduler record; Events outlive the Pod, so diagnostics survive cleanup
+                await self.kube.event(pod, "Warning", *problem)
 
     @staticmethod
     def _desired(rc: JSON) -> JSON:

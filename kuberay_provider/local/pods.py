@@ -38,6 +38,29 @@ def _since(pod: JSON, condition: str) -> str:
     return now_iso()
 
 
+def _waiting_reasons(status: JSON) -> set[str]:
+    return {((cs.get("state") or {}).get("waiting") or {}).get("reason", "") for cs in status.get("containerStatuses") or []}
+
+
+def _unscheduled(status: JSON) -> bool:
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in status.get("conditions") or [])
+
+
+def warning_for(old: JSON, new: JSON) -> tuple[str, str, str] | None:
+    """``(reason, message, component)`` of the Warning Event kubelet or the scheduler records when a Pod enters
+    ``new`` from ``old`` (an image pull failure or a scheduling failure); None otherwise."""
+    entered = _waiting_reasons(new) - _waiting_reasons(old)
+    for reason in ("ErrImagePull", "ImagePullBackOff"):
+        if reason in entered:
+            message = next(((cs["state"]["waiting"].get("message") or "") for cs in new.get("containerStatuses") or []
+                            if (cs.get("state") or {}).get("waiting", {}).get("reason") == reason), "")
+            kind = "Failed" if reason == "ErrImagePull" else "BackOff"
+            return kind, f"Error: {reason}: {message}".rstrip(": "), "kubelet"
+    if _unscheduled(new) and not _unscheduled(old):
+        return "FailedScheduling", f"Unschedulable: {UNSCHEDULABLE_MESSAGE}", "default-scheduler"
+    return None
+
+
 def unschedulable(pod: JSON) -> JSON:
     """Pending, not scheduled: the node pool is full."""
     return {"phase": "Pending", "qosClass": "Burstable", "conditions": [

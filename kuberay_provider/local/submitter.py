@@ -76,9 +76,10 @@ class SubmitterJobs:
 
     async def close(self) -> None:
         """Cancel every task."""
-        for task in self.tasks.values():
+        tasks = list(self.tasks.values())  # each task removes itself from self.tasks when it ends
+        for task in tasks:
             task.cancel()
-        for task in self.tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()

@@ -27,7 +27,15 @@ from kuberay_provider.naming import (
     validate_namespace,
     validate_rayjob_name,
 )
-from kuberay_provider.outcome import SUCCESS, error_event, failure_report, outcome_event, xcom_summary
+from kuberay_provider.outcome import (
+    SUCCESS,
+    error_event,
+    failure_report,
+    final_status,
+    outcome_event,
+    succeeded,
+    xcom_summary,
+)
 from kuberay_provider.status import RayJobStatus
 
 if TYPE_CHECKING:
@@ -388,6 +396,7 @@ class RayJobOperator(BaseOperator):
     def _wait_sync(self, hook: KubeRayHook, name: str, namespace: str, deadline: float | None,
                    context: Context) -> dict[str, Any]:
         """Wait in the worker with the same watch logic as the trigger; returns the same event shape."""
+        from kuberay_provider.errors import RayJobGoneError
         from kuberay_provider.hooks.kuberay import RayJobWaitTimeout
         from kuberay_provider.hooks.pods import LogTail
         from kuberay_provider.hooks.watching import Finished, Gone, RayJobWaiter, TimedOut
@@ -412,37 +421,26 @@ class RayJobOperator(BaseOperator):
             outcome = Finished(hook.wait_for_rayjob(name, namespace, on_status=on_status, waiter=waiter))
         except RayJobWaitTimeout as exc:
             outcome = TimedOut(exc.last)
-        except Exception as exc:
-            from kuberay_provider.errors import RayJobGoneError
-
-            if not isinstance(exc, RayJobGoneError):
-                stop.set()
-                return error_event(f"{type(exc).__name__}: {exc}", tail.lines)
+        except RayJobGoneError:
             outcome = Gone(waiter.last)
+        except Exception as exc:
+            return error_event(f"{type(exc).__name__}: {exc}", tail.lines)
         finally:
             stop.set()
             if follower:
                 follower.join(LOG_DRAIN_SECONDS)
-        status = outcome.status if isinstance(outcome, Finished) else outcome.last
-        diagnostics = hook.diagnose(status) if status and not (isinstance(outcome, Finished) and status.is_success) else []
-        if not tail.lines and not (isinstance(outcome, Finished) and status.is_success):
-            self._read_tail(hook, name, namespace, tail)
+        ok = succeeded(outcome)
+        status = final_status(outcome)
+        diagnostics = hook.diagnose(status) if status and not ok else []
+        if not tail.lines and not ok:
+            try:
+                hook.read_driver_log_tail(name, namespace, tail)
+            except Exception as exc:
+                self.log.warning("Could not read the driver log tail: %s", exc)
         return outcome_event(outcome, name, namespace, diagnostics=diagnostics, log_tail=tail.lines)
 
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
-
-    def _read_tail(self, hook: KubeRayHook, name: str, namespace: str, tail: Any) -> None:
-        from kuberay_provider.hooks.pods import newest_started_pod, pod_name, submitter_pod_selector
-
-        try:
-            pod = newest_started_pod(hook.list_pods(namespace, submitter_pod_selector(name)))
-            if pod is not None:
-                text = hook.read_pod_log(pod_name(pod), namespace, c.SUBMITTER_CONTAINER, self.log_tail_lines)
-                for line in text.splitlines():
-                    tail.accept(pod_name(pod), line)
-        except Exception as exc:
-            self.log.warning("Could not read the driver log tail: %s", exc)
 
     def _persist_dashboard(self, context: Context, status: RayJobStatus) -> None:
         url = dashboard_link(status.dashboard_url, self.dashboard_url_template,

@@ -19,8 +19,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from kuberay_provider import constants as c
 from kuberay_provider.hooks.kuberay import AsyncKubeRayHook
-from kuberay_provider.hooks.pods import LogTail, newest_started_pod, pod_name, submitter_pod_selector
-from kuberay_provider.hooks.watching import Finished, Gone, RayJobWaiter, TimedOut
+from kuberay_provider.hooks.pods import LogTail
+from kuberay_provider.hooks.watching import RayJobWaiter
+from kuberay_provider.outcome import error_event, final_status, outcome_event, succeeded
 
 LOG_DRAIN_SECONDS = 15.0
 
@@ -125,8 +126,7 @@ class RayJobTrigger(BaseTrigger):
             stop.set()
             if log_task:
                 log_task.cancel()
-            event = {"status": "error", "message": f"{type(exc).__name__}: {exc}", "rayjob": None,
-                     "log_tail": list(tail.lines), "diagnostics": []}
+            event = error_event(f"{type(exc).__name__}: {exc}", tail.lines)
         self._fired = True
         yield TriggerEvent(event)
 
@@ -147,31 +147,14 @@ class RayJobTrigger(BaseTrigger):
                 await log_task
 
     async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail) -> dict[str, Any]:
-        status = outcome.status if isinstance(outcome, Finished) else outcome.last
-        event: dict[str, Any] = {"rayjob": status.to_dict() if status else None, "diagnostics": []}
-        if isinstance(outcome, Finished) and status.is_success:
-            event.update(status="success", message=status.describe())
-        elif isinstance(outcome, Finished):
-            event.update(status="failed", message=status.describe(), diagnostics=await hook.diagnose(status))
-        elif isinstance(outcome, Gone):
-            event.update(status="deleted", message=f"RayJob {self.namespace}/{self.name} was deleted while the task waited")
-        elif isinstance(outcome, TimedOut):
-            event.update(status="timeout", message=f"RayJob {self.namespace}/{self.name} did not finish before the deadline")
-            if status:
-                event["diagnostics"] = await hook.diagnose(status)
-        if not tail.lines and event["status"] != "success":
-            await self._read_tail(hook, tail)
-        event["log_tail"] = list(tail.lines)
-        return event
-
-    async def _read_tail(self, hook: AsyncKubeRayHook, tail: LogTail) -> None:
-        """No line was streamed (e.g. log streaming off): read the newest submitter pod's tail once."""
-        with contextlib.suppress(Exception):
-            pod = newest_started_pod(await hook.list_pods(self.namespace, submitter_pod_selector(self.name)))
-            if pod is not None:
-                text = await hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.log_tail_lines)
-                for line in text.splitlines():
-                    tail.accept(pod_name(pod), line)
+        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`)."""
+        ok = succeeded(outcome)
+        status = final_status(outcome)
+        diagnostics = await hook.diagnose(status) if status and not ok else []
+        if not tail.lines and not ok:
+            with contextlib.suppress(Exception):
+                await hook.read_driver_log_tail(self.name, self.namespace, tail)
+        return outcome_event(outcome, self.name, self.namespace, diagnostics=diagnostics, log_tail=tail.lines)
 
     async def _delete(self, why: str) -> None:
         self.log.info("Deleting RayJob %s/%s: %s", self.namespace, self.name, why)

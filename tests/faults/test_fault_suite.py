@@ -57,13 +57,16 @@ def test_submitter_failure(kube, namespace, capfd, assert_nothing_left):
     assert_nothing_left()
 
 
+# The evidence comes from the head pod's status or, once KubeRay removed the cluster, from its Warning events.
 @pytest.mark.parametrize(("knob", "evidence"), [("image-pull-error", "ImagePull"), ("unschedulable", "Unschedulable")])
 def test_cluster_never_ready_hits_pre_running_deadline(kube, namespace, capfd, assert_nothing_left, knob, evidence):
     run = _run_one(f"fault_{knob.replace('-', '_')}", namespace, "python -V", annotations={SIMULATE: knob},
                    pre_running_deadline_seconds=8)
     assert task_states(run) == {"train": "failed"}
     out = capfd.readouterr().out
-    assert "reason=PreRunningDeadlineExceeded" in out and evidence in out  # the head pod's reason is surfaced
+    relevant = "\n".join(line for line in out.splitlines() if "RayJob" in line or "pod " in line or "rror" in line)
+    assert "reason=PreRunningDeadlineExceeded" in out, relevant
+    assert evidence in out, relevant  # the head pod's reason is surfaced
     assert_nothing_left()
 
 
@@ -97,7 +100,9 @@ def test_ray_head_killed_mid_run_converges(kube, local_stack, namespace, assert_
 
 # -- Airflow-side faults -------------------------------------------------------------------------------------
 def test_deferral_deadline_deletes_the_job(kube, namespace, capfd, assert_nothing_left):
-    run = _run_one("fault_deferral_timeout", namespace, SLEEP, deferrable=True, timeout=25)
+    # activeDeadlineSeconds (derived from timeout by default) is set well beyond the wait, so the trigger's own
+    # deadline is what ends this wait; the operator must then delete the still-running RayJob.
+    run = _run_one("fault_deferral_timeout", namespace, SLEEP, deferrable=True, timeout=20, active_deadline_seconds=600)
     assert task_states(run) == {"train": "failed"}
     assert "did not finish before the task's deadline" in capfd.readouterr().out
     assert_nothing_left()
@@ -193,7 +198,7 @@ def test_keep_failed_policy_keeps_the_rayjob_but_not_the_cluster(kube, namespace
     run = _run_one("fault_keep_failed", namespace, "python -c \"import sys; sys.exit(2)\"", cleanup_policy="keep_failed")
     assert task_states(run) == {"train": "failed"}
     [job] = kube.list_rayjobs(namespace)
-    assert job["status"]["jobDeploymentStatus"] == "Failed"
+    assert (job["status"]["jobDeploymentStatus"], job["status"]["reason"]) == ("Failed", "AppFailed")
     assert_nothing_left(rayjobs_kept=1)
 
 

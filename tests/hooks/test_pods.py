@@ -8,6 +8,7 @@ from kuberay_provider.hooks.pods import (
     LogTail,
     SubmitterLogPlan,
     describe_pod_problems,
+    describe_submitter_job,
     describe_warning_events,
     head_pod_selector,
     newest_started_pod,
@@ -112,6 +113,31 @@ def test_describe_warning_events_oldest_first():
     ]
 
 
+def _event(name, kind="Pod", reason="Failed"):
+    return {"type": "Warning", "reason": reason, "message": "m", "involvedObject": {"kind": kind, "name": name}}
+
+
+def test_only_events_about_the_rayjob_its_cluster_and_their_pods_are_described():
+    events = [
+        _event("rj", "RayJob", "InvalidRayJobSpec"),
+        _event("rj-ab2cd"),                    # a submitter pod <rayjob>-<5>
+        _event("rj-x7k2p-head-9zzqq"),          # a pod of cluster rj-x7k2p
+        _event("rj-x7k2p", "RayCluster"),
+        _event("rj-other-job"),                 # another RayJob's object: not ours
+        _event("rj-x7k2q-head-aaaaa"),          # another cluster of the same prefix
+        _event("unrelated"),
+    ]
+    lines = describe_warning_events(events, "rj", "rj-x7k2p")
+    assert lines == [
+        "event InvalidRayJobSpec (RayJob rj): m",
+        "event Failed (Pod rj-ab2cd): m",
+        "event Failed (Pod rj-x7k2p-head-9zzqq): m",
+        "event Failed (RayCluster rj-x7k2p): m",
+    ]
+    # Without a cluster name yet, objects named <rayjob>-<5> (submitter pods, and KubeRay's cluster name) still match.
+    assert describe_warning_events(events, "rj", None) == [*lines[:2], lines[3]]
+
+
 # -- LogTail ------------------------------------------------------------------------------------------------
 
 def test_log_tail_skips_lines_seen_before_a_reconnect():
@@ -199,3 +225,32 @@ def test_plan_backs_off_while_streams_fail_and_resets():
     assert waits == [4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0]
     plan.stream_ended(stop_requested=False)
     assert plan.wait_seconds() == 2.0
+
+
+# -- submitter Job and one-off tail reads --------------------------------------------------------------------
+def test_submitter_job_failure_is_described():
+    job = {
+        "metadata": {"name": "rj"},
+        "status": {"failed": 3, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit"},
+        ]},
+    }
+    assert describe_submitter_job(job) == [
+        "submitter Job rj: failed (BackoffLimitExceeded): Job has reached the specified backoff limit",
+        "submitter Job rj: 3 failed pod attempt(s)",
+    ]
+
+
+@pytest.mark.parametrize("job", [None, {}, {"metadata": {"name": "rj"}, "status": {
+    "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}])
+def test_healthy_or_missing_submitter_job_says_nothing(job):
+    assert describe_submitter_job(job) == []
+
+
+def test_extend_keeps_only_the_last_lines_and_skips_lines_already_streamed():
+    tail = LogTail(size=2)
+    tail.start("p")
+    assert tail.accept("p", "one")
+    tail.extend("p", ["one", "two", "three"])
+    assert list(tail.lines) == ["two", "three"] and tail.total == 3
