@@ -19,8 +19,11 @@ MODULES = [
     "kuberay_provider",
     "kuberay_provider.operators.rayjob",
     "kuberay_provider.operators.raycluster",
+    "kuberay_provider.operators.janitor",
     "kuberay_provider.sensors.rayjob",
+    "kuberay_provider.pipelines.builder",
 ]
+DAGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dags")
 
 PROBE = textwrap.dedent(
     """
@@ -33,6 +36,11 @@ PROBE = textwrap.dedent(
     from kuberay_provider.naming import TaskInstanceIdentity
     # Building a manifest is parse-time work too (validation): it must stay light as well.
     RayJobOperator(task_id="t", entrypoint="python x.py").build_manifest(TaskInstanceIdentity("d", "t", "r"))
+    # Parsing every DAG shipped in dags/ (what the DAG processor does on Composer) must stay light too.
+    import os, runpy
+    dags = sorted(f for f in os.listdir({dags_dir!r}) if f.endswith(".py"))
+    for dag_file in dags:
+        runpy.run_path(os.path.join({dags_dir!r}, dag_file))
     modules = sorted(sys.modules)
 
     named = {{}}
@@ -53,7 +61,7 @@ PROBE = textwrap.dedent(
             named[path] = "class" if isinstance(obj, type) else f"error: not a class: {{obj!r}}"
         except Exception as exc:
             named[path] = f"error: {{type(exc).__name__}}: {{exc}}"
-    print(json.dumps({{"modules": modules, "info": info, "named": named}}))
+    print(json.dumps({{"modules": modules, "info": info, "named": named, "dags": dags}}))
     """
 )
 
@@ -68,7 +76,7 @@ def probe(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(modules=MODULES)],
+        [sys.executable, "-c", PROBE.format(modules=MODULES, dags_dir=DAGS_DIR)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -79,6 +87,7 @@ def test_no_heavy_module_is_imported(probe):
     assert heavy_modules(probe["modules"]) == []
     # The listing is real (the check could fail): the provider and Airflow are in it.
     assert {"kuberay_provider.operators.rayjob", "kuberay_provider.sensors.rayjob", "airflow"} <= set(probe["modules"])
+    assert {"example_rayjob.py", "kuberay_janitor.py", "ray_retraining.py"} <= set(probe["dags"])
 
 
 def test_heavy_module_detection_can_fail():

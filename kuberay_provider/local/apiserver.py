@@ -268,7 +268,8 @@ class KubeAPIServer:
         return response
 
     def _record(self, request: web.Request, status: int, external: bool) -> None:
-        self.requests.append(RequestRecord(request.method, request.path, dict(request.query), status, external))
+        self.requests.append(RequestRecord(request.method, request.path, dict(request.query), status, external,
+                                           user_agent=request.headers.get("User-Agent", "")))
 
     # ----------------------------------------------------------------- routing
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -20,6 +20,7 @@ class RequestRecord:
     status: int
     external: bool
     time: float = field(default_factory=time.time)
+    user_agent: str = ""
 
     @property
     def is_watch(self) -> bool:

@@ -205,7 +205,7 @@ class RayRuntime:
             return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
 
-    def stop(self, key: tuple[str, str], timeout: float = 2.0) -> float:
+    def stop(self, key: tuple[str, str], timeout: float = 1.0) -> float:
         """Stop a cluster: SIGTERM its process groups, wait, SIGKILL stragglers. Returns the seconds it took."""
         with self._lock:
             cluster = self.clusters.pop(key, None)

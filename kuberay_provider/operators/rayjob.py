@@ -334,8 +334,9 @@ class RayJobOperator(BaseOperator):
         return KubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if _templated([self.entrypoint, self.name, self.namespace, self.manifest]):
-            raise InvalidParameterError("template", self.entrypoint, "a templated field did not render")
+        for field in ("entrypoint", "name", "namespace", "manifest"):
+            if _templated(getattr(self, field)):
+                raise InvalidParameterError(field, getattr(self, field), "still holds Jinja after rendering")
         identity = self.identity_from_context(context)
         self.namespace = self.namespace or self._connection_namespace()
         manifest = self.build_manifest(identity)
