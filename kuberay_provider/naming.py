@@ -127,3 +127,83 @@ def validate_labels(labels: dict[str, str], parameter: str = "labels") -> dict[s
 def label_selector(labels: dict[str, str]) -> str:
     """``k1=v1,k2=v2`` for a list call."""
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+MAX_RAYCLUSTER_NAME_LENGTH = 63
+_SELECTOR_SET = re.compile(r"^\s*(?P<key>[^\s!=()]+)\s+(?P<op>in|notin)\s+\((?P<values>[^()]*)\)\s*$")
+_SELECTOR_EQ = re.compile(r"^\s*(?P<key>[^\s!=()]+)\s*(?P<op>==|!=|=)\s*(?P<value>[^\s!=(),]*)\s*$")
+_SELECTOR_EXISTS = re.compile(r"^\s*(?P<neg>!?)\s*(?P<key>[^\s!=(),]+)\s*$")
+
+
+def validate_raycluster_name(name: str, parameter: str = "name") -> str:
+    """Raise unless ``name`` can name a RayCluster: a DNS-1035 label of at most 63 characters (KubeRay's rule;
+    the clusters KubeRay makes for RayJobs are ``<rayjob>-<5 chars>``, up to 53)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterError(parameter, name, "must be a non-empty string")
+    if len(name) > MAX_RAYCLUSTER_NAME_LENGTH or not DNS_1035_LABEL.match(name):
+        raise InvalidParameterError(
+            parameter, name, "must be a DNS-1035 label of at most 63 characters: lower-case letters, digits and '-', "
+            "starting with a letter"
+        )
+    return name
+
+
+def validate_dns_subdomain(value: str, parameter: str) -> str:
+    """Raise unless ``value`` is a DNS-1123 subdomain (≤ 253): service accounts, Secrets and most object names."""
+    if not isinstance(value, str) or len(value) > 253 or not DNS_1123_SUBDOMAIN.match(value):
+        raise InvalidParameterError(
+            parameter, value, "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.' (≤ 253 characters)"
+        )
+    return value
+
+
+def _split_selector(selector: str) -> list[str]:
+    """Split on the commas that separate requirements (not those inside ``in (a, b)``)."""
+    parts, depth, current = [], 0, ""
+    for ch in selector:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return parts
+
+
+def validate_label_selector(selector: str, parameter: str = "label_selector") -> str:
+    """Raise unless ``selector`` is a Kubernetes label selector (``k=v``, ``k!=v``, ``k in (a,b)``, ``!k``, …)."""
+    if not isinstance(selector, str) or not selector.strip():
+        raise InvalidParameterError(parameter, selector, "must be a non-empty label selector such as 'app=ray'")
+    for requirement in _split_selector(selector):
+        values: list[str] = []
+        match = _SELECTOR_SET.match(requirement)
+        if match:
+            values = [v.strip() for v in match["values"].split(",")]
+            if not any(values):
+                match = None
+        else:
+            match = _SELECTOR_EQ.match(requirement) or _SELECTOR_EXISTS.match(requirement)
+            if match and "value" in match.groupdict():
+                values = [match["value"]]
+        try:
+            if match is None:
+                raise ValueError
+            validate_labels({match["key"]: ""}, parameter)
+            for value in values:
+                validate_labels({"k": value}, parameter)
+        except (ValueError, InvalidParameterError):
+            raise InvalidParameterError(
+                parameter, selector,
+                f"requirement {requirement.strip()!r} is not 'key', '!key', 'key=value', 'key!=value' or "
+                "'key in (v1,v2)' with a valid label name and values",
+            ) from None
+    return selector
+
+
+def validate_seconds(value: object, parameter: str, *, allow_zero: bool = False) -> float:
+    """Raise unless ``value`` is a positive number of seconds (≥ 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+        raise InvalidParameterError(parameter, value, f"must be a {'non-negative' if allow_zero else 'positive'} "
+                                                      "number of seconds")
+    return float(value)

@@ -20,7 +20,12 @@ import yaml
 
 from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.naming import validate_labels, validate_namespace, validate_rayjob_name
+from kuberay_provider.naming import (
+    validate_dns_subdomain,
+    validate_labels,
+    validate_namespace,
+    validate_rayjob_name,
+)
 
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 DEFAULT_SUBMISSION_MODE = "K8sJobMode"
@@ -36,6 +41,11 @@ _QUANTITY = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[
 #: Environment variable names that look like credentials: their values must come from a Kubernetes Secret.
 SECRET_LIKE_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL", re.IGNORECASE)
 _GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: Environment variable names Kubernetes accepts (C_IDENTIFIER plus '-' and '.').
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+#: A Ray submission id that survives being a shell argument and a URL path segment.
+SUBMISSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RAY_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _NODE_GROUP_KEYS = frozenset(
     {"name", "cpu", "memory", "gpus", "resources", "replicas", "min_replicas", "max_replicas", "image",
      "ray_start_params", "node_selector", "tolerations", "labels", "annotations", "env"}
@@ -43,8 +53,39 @@ _NODE_GROUP_KEYS = frozenset(
 
 
 def _plain_env(env: Mapping[str, Any], parameter: str) -> dict[str, str]:
+    validate_env_names(env, parameter)
     reject_inline_secrets(env, parameter)
     return {k: str(v) for k, v in env.items()}
+
+
+def validate_env_names(env: Mapping[str, Any], parameter: str) -> None:
+    """Raise unless every key is an environment variable name Kubernetes accepts."""
+    for name in env:
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise InvalidParameterError(
+                f"{parameter}[{name!r}]", name, "must be an environment variable name: letters, digits, '_', '-', '.', "
+                "not starting with a digit"
+            )
+
+
+def validate_annotations(annotations: Mapping[str, Any], parameter: str) -> dict[str, str]:
+    """Annotation keys follow the label-name rules; values may be any string."""
+    validate_labels({k: "" for k in annotations}, parameter)  # the key rules (an empty value is a valid label value)
+    for key, value in annotations.items():
+        if not isinstance(value, str):
+            raise InvalidParameterError(f"{parameter}[{key!r}]", value, "must be a string")
+    return dict(annotations)
+
+
+def validate_tolerations(tolerations: Any, parameter: str) -> list[dict[str, Any]]:
+    """A list of toleration mappings (a single string or mapping is refused rather than misread)."""
+    if tolerations is None:
+        return []
+    if not isinstance(tolerations, Sequence) or isinstance(tolerations, str) or not all(
+        isinstance(t, Mapping) for t in tolerations
+    ):
+        raise InvalidParameterError(parameter, tolerations, "must be a list of toleration mappings")
+    return [dict(t) for t in tolerations]
 
 
 def validate_quantity(value: Any, parameter: str) -> str:
@@ -135,11 +176,10 @@ class NodeGroup:
             value = raw.get(key) or {}
             if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
                 raise InvalidParameterError(f"{parameter}.{key}", value, "must be a mapping with string keys")
-        tolerations = raw.get("tolerations") or ()
-        if not isinstance(tolerations, Sequence) or isinstance(tolerations, str) or not all(
-            isinstance(t, Mapping) for t in tolerations
-        ):
-            raise InvalidParameterError(f"{parameter}.tolerations", tolerations, "must be a list of toleration mappings")
+        for key in ("node_selector", "labels"):
+            validate_labels(dict(raw.get(key) or {}), f"{parameter}.{key}")
+        validate_annotations(raw.get("annotations") or {}, f"{parameter}.annotations")
+        tolerations = validate_tolerations(raw.get("tolerations") or (), f"{parameter}.tolerations")
         image = raw.get("image")
         if image is not None and (not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image)):
             raise InvalidParameterError(f"{parameter}.image", image, "must be a container image reference without spaces")
@@ -155,7 +195,7 @@ class NodeGroup:
             image=image,
             ray_start_params={k: str(v) for k, v in (raw.get("ray_start_params") or {}).items()},
             node_selector=dict(raw.get("node_selector") or {}),
-            tolerations=[dict(t) for t in tolerations],
+            tolerations=tolerations,
             labels=dict(raw.get("labels") or {}),
             annotations=dict(raw.get("annotations") or {}),
             env=_plain_env(raw.get("env") or {}, f"{parameter}.env"),
@@ -199,6 +239,7 @@ def parse_secret_env(secret_env: Mapping[str, Any] | None, parameter: str = "sec
             secret, key = ref.split(":")
         else:
             secret = key = None
+        validate_env_names({env_name: None}, parameter)
         if not (isinstance(env_name, str) and env_name and secret and key and _GROUP_NAME.match(secret)):
             raise InvalidParameterError(
                 f"{parameter}[{env_name!r}]", ref, "must be 'secret-name:key' naming a Kubernetes Secret and one of its keys"
@@ -217,6 +258,19 @@ class PodSettings:
     tolerations: Sequence[Mapping[str, Any]] = ()
     image_pull_secrets: Sequence[str] = ()
     secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.service_account is not None:
+            validate_dns_subdomain(self.service_account, "service_account")
+        if not isinstance(self.node_selector, Mapping):
+            raise InvalidParameterError("node_selector", self.node_selector, "must be a mapping of label names to values")
+        validate_labels(dict(self.node_selector), "node_selector")
+        validate_tolerations(list(self.tolerations) if isinstance(self.tolerations, tuple) else self.tolerations,
+                             "tolerations")
+        if isinstance(self.image_pull_secrets, str) or not isinstance(self.image_pull_secrets, Sequence):
+            raise InvalidParameterError("image_pull_secrets", self.image_pull_secrets, "must be a list of Secret names")
+        for i, secret in enumerate(self.image_pull_secrets):
+            validate_dns_subdomain(secret, f"image_pull_secrets[{i}]")
 
 
 def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports: list[dict]) -> dict:
@@ -283,6 +337,8 @@ def build_ray_cluster_spec(
     if any(g.min_replicas != g.max_replicas for g in worker_groups):
         spec["enableInTreeAutoscaling"] = True
     if ray_version:
+        if not isinstance(ray_version, str) or not RAY_VERSION.match(ray_version):
+            raise InvalidParameterError("ray_version", ray_version, "must be a Ray version such as '2.60.0'")
         spec["rayVersion"] = ray_version
     return spec
 
@@ -327,6 +383,16 @@ class JobSettings:
     entrypoint_num_gpus: float | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     cluster_selector: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        for parameter in ("entrypoint_num_cpus", "entrypoint_num_gpus"):
+            value = getattr(self, parameter)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise InvalidParameterError(parameter, value, "must be a number ≥ 0 (CPUs/GPUs reserved for the driver)")
+        if self.job_id is not None and (not isinstance(self.job_id, str) or not SUBMISSION_ID.match(self.job_id)):
+            raise InvalidParameterError(
+                "job_id", self.job_id, "must be 1-128 characters of letters, digits, '_', '.' and '-' (a Ray submission id)"
+            )
 
     def to_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -532,6 +598,11 @@ def validate_rayjob(manifest: Mapping[str, Any]) -> None:
         )
     if cluster_spec:
         validate_ray_cluster_spec(cluster_spec, "spec.rayClusterSpec")
+    submitter = spec.get("submitterPodTemplate")
+    if isinstance(submitter, Mapping):
+        for i, container in enumerate((submitter.get("spec") or {}).get("containers") or []):
+            if isinstance(container, Mapping):
+                _reject_literal_secret_env(container.get("env"), f"spec.submitterPodTemplate.spec.containers[{i}].env")
 
 
 def _validate_entrypoint_resources(value: Any) -> None:
@@ -617,6 +688,40 @@ def _validate_containers(template: Any, parameter: str) -> None:
         for kind in ("requests", "limits"):
             for res, qty in ((container.get("resources") or {}).get(kind) or {}).items():
                 validate_quantity(qty, f"{p}.resources.{kind}[{res!r}]")
+        _reject_literal_secret_env(container.get("env"), f"{p}.env")
+
+
+def _reject_literal_secret_env(env: Any, parameter: str) -> None:
+    """A container's ``env`` list must not carry credential-looking variables as literal ``value``s."""
+    literal = {e.get("name"): e.get("value") for e in env or [] if isinstance(e, Mapping) and "value" in e}
+    reject_inline_secrets(literal, parameter)
+
+
+def pod_templates(cluster_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates of a ``rayClusterSpec``: the head's, then each worker group's."""
+    groups = [cluster_spec.get("headGroupSpec") or {}, *(cluster_spec.get("workerGroupSpecs") or [])]
+    return [g["template"] for g in groups if isinstance(g, Mapping) and isinstance(g.get("template"), dict)]
+
+
+def add_secret_env(cluster_spec: dict[str, Any], secret_env: Mapping[str, tuple[str, str]],
+                   parameter: str = "secret_env") -> dict[str, Any]:
+    """A copy of ``cluster_spec`` whose every Ray container gets ``secret_env`` as ``secretKeyRef`` variables (pure).
+
+    Used for a user manifest, so ``secret_env`` means the same with compact parameters and with a manifest.
+    """
+    result = copy.deepcopy(cluster_spec)
+    for template in pod_templates(result):
+        for container in (template.get("spec") or {}).get("containers") or []:
+            env = container.setdefault("env", [])
+            taken = {e.get("name") for e in env if isinstance(e, Mapping)}
+            for name, (secret, key) in secret_env.items():
+                if name in taken:
+                    raise InvalidParameterError(
+                        f"{parameter}[{name!r}]", f"{secret}:{key}",
+                        f"container {container.get('name')!r} of the manifest already sets {name}",
+                    )
+                env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return result
 
 
 def validate_ray_cluster_spec(cluster_spec: Any, parameter: str = "rayClusterSpec") -> None:

@@ -20,7 +20,7 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHo
 
 from kuberay_provider import __version__
 from kuberay_provider import constants as c
-from kuberay_provider.errors import RayJobGoneError
+from kuberay_provider.errors import InvalidParameterError, RayJobGoneError
 from kuberay_provider.hooks.pods import (
     LogTail,
     SubmitterLogPlan,
@@ -33,7 +33,7 @@ from kuberay_provider.hooks.pods import (
     submitter_pod_selector,
 )
 from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy, acall_with_retry, call_with_retry
-from kuberay_provider.hooks.secrets import mask_connection_secrets
+from kuberay_provider.hooks.secrets import default_kubeconfig_paths, mask_connection_secrets
 from kuberay_provider.hooks.watching import (
     Finished,
     Get,
@@ -46,6 +46,7 @@ from kuberay_provider.hooks.watching import (
     Watch,
     parse_watch_line,
 )
+from kuberay_provider.naming import validate_dns_subdomain, validate_namespace
 from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
 REQUEST_TIMEOUT = 30.0
@@ -65,8 +66,19 @@ class RayJobWaitTimeout(TimeoutError):
 def _kind_plural(kind: str) -> str:
     plurals = {c.RAYJOB_KIND: c.RAYJOB_PLURAL, c.RAYCLUSTER_KIND: c.RAYCLUSTER_PLURAL}
     if kind not in plurals:
-        raise ValueError(f"kind must be one of {sorted(plurals)}, got {kind!r}")
+        raise InvalidParameterError("kind", kind, f"must be one of {sorted(plurals)}")
     return plurals[kind]
+
+
+def _checked(kind: str, name: str | None, namespace: str | None) -> str:
+    """The plural of ``kind`` once kind, name and namespace are valid; raises naming the parameter *before* any
+    request, instead of letting the API server answer 404 or 422."""
+    plural = _kind_plural(kind)
+    if name is not None:
+        validate_dns_subdomain(name, "name")
+    if namespace is not None:
+        validate_namespace(namespace)
+    return plural
 
 
 def classify_sync_error(exc: BaseException) -> ApiFailure | None:
@@ -131,8 +143,8 @@ class KubeRayHook(KubernetesHook):
 
     # -- plumbing -------------------------------------------------------------------------------------
     def get_conn(self) -> Any:
-        """The cncf hook's API client, identified by the provider's User-Agent."""
-        mask_connection_secrets(self.conn_extras)
+        """The cncf hook's API client, identified by the provider's User-Agent (credentials masked in logs)."""
+        mask_connection_secrets(self.conn_extras, default_kubeconfig_paths(self.config_file))
         api_client = super().get_conn()
         api_client.user_agent = USER_AGENT
         return api_client
@@ -147,7 +159,7 @@ class KubeRayHook(KubernetesHook):
     # -- custom objects ---------------------------------------------------------------------------------
     def create_object(self, kind: str, body: dict[str, Any], namespace: str) -> tuple[dict[str, Any], bool]:
         """Create a RayJob/RayCluster. Returns ``(object, created)``; AlreadyExists returns the existing one."""
-        plural = _kind_plural(kind)
+        plural = _checked(kind, (body.get("metadata") or {}).get("name"), namespace)
         api = self.custom_object_client
         try:
             obj = self._call(lambda: api.create_namespaced_custom_object(
@@ -163,10 +175,11 @@ class KubeRayHook(KubernetesHook):
 
     def get_object(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         """The object, or None if it does not exist."""
+        plural = _checked(kind, name, namespace)
         api = self.custom_object_client
         try:
             return self._call(lambda: api.get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT))
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
                 return None
@@ -174,24 +187,25 @@ class KubeRayHook(KubernetesHook):
 
     def list_objects(self, kind: str, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
         """Objects matching ``label_selector`` in ``namespace`` (all namespaces if None)."""
+        plural = _checked(kind, None, namespace or None)
         api = self.custom_object_client
         if namespace:
             result = self._call(lambda: api.list_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), label_selector=label_selector,
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, label_selector=label_selector,
                 _request_timeout=REQUEST_TIMEOUT))
         else:
             result = self._call(lambda: api.list_cluster_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, _kind_plural(kind), label_selector=label_selector,
-                _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, plural, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT))
         return list(result.get("items") or [])
 
     def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
         """Delete (foreground by default: children first). Returns False if it was already gone."""
+        plural = _checked(kind, name, namespace)
         api = self.custom_object_client
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             self._call(lambda: api.delete_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, body=body,
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, body=body,
                 _request_timeout=REQUEST_TIMEOUT))
             return True
         except Exception as exc:
@@ -265,6 +279,8 @@ class KubeRayHook(KubernetesHook):
     def wait_for(self, waiter: ObjectWaiter, *, on_status: Callable[[Any], None] | None = None) -> Any:
         """Drive ``waiter`` with blocking I/O: get, watch from the last resourceVersion, back off."""
         name, namespace = waiter.name, waiter.namespace
+        validate_dns_subdomain(name, "name")
+        validate_namespace(namespace)
         while True:
             action = waiter.next_action()
             if isinstance(action, Finished):
@@ -435,7 +451,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
     async def get_conn(self) -> AsyncIterator[Any]:
         """The cncf hook's async API client, identified by the provider's User-Agent."""
         if not self._secrets_masked:
-            mask_connection_secrets(await self.get_conn_extras())
+            mask_connection_secrets(await self.get_conn_extras(), default_kubeconfig_paths(self.config_file))
             self._secrets_masked = True
         async with super().get_conn() as api_client:
             api_client.user_agent = USER_AGENT
@@ -451,9 +467,10 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
     async def get_object(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         from kubernetes_asyncio import client
 
+        plural = _checked(kind, name, namespace)
         try:
             return await self._call(lambda api: client.CustomObjectsApi(api).get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT))
         except Exception as exc:
             if _status_of(exc, classify_async_error) == 404:
                 return None
@@ -465,18 +482,20 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
     async def list_objects(self, kind: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         from kubernetes_asyncio import client
 
+        plural = _checked(kind, None, namespace)
         result = await self._call(lambda api: client.CustomObjectsApi(api).list_namespaced_custom_object(
-            c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), label_selector=label_selector,
+            c.RAY_GROUP, c.RAY_VERSION, namespace, plural, label_selector=label_selector,
             _request_timeout=REQUEST_TIMEOUT))
         return list(result.get("items") or [])
 
     async def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
         from kubernetes_asyncio import client
 
+        plural = _checked(kind, name, namespace)
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             await self._call(lambda api: client.CustomObjectsApi(api).delete_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, _kind_plural(kind), name, body=body,
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, body=body,
                 _request_timeout=REQUEST_TIMEOUT))
             return True
         except Exception as exc:
@@ -587,6 +606,8 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
     async def watch_object(self, waiter: ObjectWaiter) -> AsyncIterator[Any]:
         """Drive ``waiter`` with non-blocking I/O; yield each changed status snapshot until it is done."""
         name, namespace = waiter.name, waiter.namespace
+        validate_dns_subdomain(name, "name")
+        validate_namespace(namespace)
         while True:
             action = waiter.next_action()
             if isinstance(action, (Finished, Gone, TimedOut)):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -34,16 +35,30 @@ def kubeconfig_secrets(kubeconfig: Mapping[str, Any] | str | None) -> Iterator[s
                 yield provider_config[key]
 
 
-def mask_connection_secrets(extras: Mapping[str, Any]) -> int:
-    """Mask the inline kubeconfig and the credentials in a referenced kubeconfig file; returns how many."""
+def default_kubeconfig_paths(config_file: str | None = None) -> list[str]:
+    """The kubeconfig files the Kubernetes client falls back to when a connection names none: the hook's
+    ``config_file``, else every file in ``$KUBECONFIG``, else ``~/.kube/config``."""
+    if config_file:
+        return [config_file]
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    return [os.path.expanduser("~/.kube/config")]
+
+
+def mask_connection_secrets(extras: Mapping[str, Any], fallback_paths: Iterable[str] = ()) -> int:
+    """Mask the inline kubeconfig and the credentials of the kubeconfig file(s) the client will read (the
+    connection's ``kube_config_path``, else ``fallback_paths``); returns how many values were registered."""
     from airflow.providers.common.compat.sdk import mask_secret
 
     count = 0
-    sources: list[Any] = [extras.get("kube_config") or extras.get("extra__kubernetes__kube_config")]
+    inline = extras.get("kube_config") or extras.get("extra__kubernetes__kube_config")
+    sources: list[Any] = [inline]
     path = extras.get("kube_config_path") or extras.get("extra__kubernetes__kube_config_path")
-    if path:
+    paths = [path] if path else ([] if inline else list(fallback_paths))
+    for candidate in paths:
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(candidate, encoding="utf-8") as handle:
                 sources.append(yaml.safe_load(handle))
         except (OSError, yaml.YAMLError):
             pass

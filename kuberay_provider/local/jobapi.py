@@ -1,12 +1,18 @@
-"""Blocking helpers around ``ray.job_submission.JobSubmissionClient`` (the controller calls them from threads)."""
+"""Blocking helpers around ``ray.job_submission.JobSubmissionClient`` (the controller calls them from threads).
+
+Every call authenticates with the cluster's token (:class:`~kuberay_provider.local.rayruntime.Dashboard`).
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from kuberay_provider.local.rayruntime import Dashboard
 
 JSON = dict[str, Any]
 TERMINAL_JOB_STATUSES = ("STOPPED", "SUCCEEDED", "FAILED")
@@ -16,18 +22,18 @@ class DashboardError(Exception):
     """The dashboard could not be reached or answered an error."""
 
 
-def _client(url: str) -> Any:
+def _client(dashboard: Dashboard) -> Any:
     from ray.job_submission import JobSubmissionClient
 
     try:
-        return JobSubmissionClient(url)
+        return JobSubmissionClient(dashboard.url, headers=dashboard.headers)
     except Exception as exc:
         raise DashboardError(str(exc)) from exc
 
 
-def job_info(url: str, job_id: str) -> JSON | None:
+def job_info(dashboard: Dashboard, job_id: str) -> JSON | None:
     """``{status, message, start_time, end_time}`` of a submission, or None if the dashboard does not know it."""
-    client = _client(url)
+    client = _client(dashboard)
     try:
         info = client.get_job_info(job_id)
     except RuntimeError as exc:
@@ -40,7 +46,7 @@ def job_info(url: str, job_id: str) -> JSON | None:
             "message": info.message or "", "start_time": info.start_time, "end_time": info.end_time}
 
 
-def submit(url: str, job_id: str, spec: JSON, agent_wait: float = 60.0) -> None:
+def submit(dashboard: Dashboard, job_id: str, spec: JSON, agent_wait: float = 60.0) -> None:
     """Submit the RayJob's entrypoint with ``submission_id=job_id`` (waits for the job agent to come up)."""
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"]) if spec.get("runtimeEnvYAML") else None
     kwargs: JSON = {"entrypoint": spec.get("entrypoint") or "", "submission_id": job_id,
@@ -51,7 +57,7 @@ def submit(url: str, job_id: str, spec: JSON, agent_wait: float = 60.0) -> None:
         kwargs["entrypoint_num_gpus"] = spec["entrypointNumGpus"]
     if spec.get("entrypointResources"):
         kwargs["entrypoint_resources"] = json.loads(spec["entrypointResources"])
-    client = _client(url)
+    client = _client(dashboard)
     deadline = time.monotonic() + agent_wait
     while True:
         try:
@@ -64,17 +70,17 @@ def submit(url: str, job_id: str, spec: JSON, agent_wait: float = 60.0) -> None:
             raise DashboardError(str(exc)) from exc
 
 
-def logs(url: str, job_id: str) -> str:
+def logs(dashboard: Dashboard, job_id: str) -> str:
     """The driver log so far."""
     try:
-        return _client(url).get_job_logs(job_id)
+        return _client(dashboard).get_job_logs(job_id)
     except Exception as exc:
         raise DashboardError(str(exc)) from exc
 
 
-def stop(url: str, job_id: str) -> None:
+def stop(dashboard: Dashboard, job_id: str) -> None:
     """Ask Ray to stop the job (best effort, errors ignored as KubeRay does)."""
     try:
-        _client(url).stop_job(job_id)
+        _client(dashboard).stop_job(job_id)
     except Exception:
         return

@@ -188,10 +188,10 @@ class RayJobReconciler:
         try:
             if cluster is None or cluster.ready_at is None or not cluster.head_alive():
                 raise jobapi.DashboardError("connection refused")
-            ray_info = await asyncio.to_thread(jobapi.job_info, cluster.dashboard_url, status.get("jobId", ""))
+            ray_info = await asyncio.to_thread(jobapi.job_info, cluster.dashboard, status.get("jobId", ""))
             if ray_info is None and _mode(rj) in ("HTTPMode", "SidecarMode") and status.get("jobId"):
-                await asyncio.to_thread(jobapi.submit, cluster.dashboard_url, status["jobId"], spec)
-                ray_info = await asyncio.to_thread(jobapi.job_info, cluster.dashboard_url, status["jobId"])
+                await asyncio.to_thread(jobapi.submit, cluster.dashboard, status["jobId"], spec)
+                ray_info = await asyncio.to_thread(jobapi.job_info, cluster.dashboard, status["jobId"])
         except jobapi.DashboardError as err:
             log.info("rayjob %s: dashboard error: %s", rj["metadata"]["name"], err)
             status.setdefault("jobStatusCheckFailureStartTime", now_iso())
@@ -462,7 +462,7 @@ class RayJobReconciler:
         status = rj.get("status") or {}
         cluster = self.runtime.get((meta["namespace"], status.get("rayClusterName", "")))
         if status.get("jobId") and status.get("jobStatus") not in jobapi.TERMINAL_JOB_STATUSES and cluster:
-            await asyncio.to_thread(jobapi.stop, cluster.dashboard_url, status["jobId"])
+            await asyncio.to_thread(jobapi.stop, cluster.dashboard, status["jobId"])
         try:
             await self.kube.patch("rayjobs", meta["namespace"], meta["name"], {"metadata": {
                 "finalizers": [f for f in finalizers if f != RAYJOB_FINALIZER],

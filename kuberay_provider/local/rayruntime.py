@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -46,6 +47,19 @@ def _node_ports() -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    """Where a local cluster's job API answers, and the bearer token it requires."""
+
+    url: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that authenticate to the cluster (Ray token authentication)."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 @dataclass
 class LocalRayCluster:
     """One running local Ray cluster."""
@@ -59,6 +73,9 @@ class LocalRayCluster:
     gcs_port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
     client_port: int = field(default_factory=free_port)
+    # Ray 2.60 cannot bind its gRPC servers (GCS, raylet, agents) to loopback only, so every local cluster requires
+    # this random token (RAY_AUTH_MODE=token): nobody else on the network can use it.
+    auth_token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started_at: float = 0.0
     ready_at: float | None = None
@@ -70,6 +87,11 @@ class LocalRayCluster:
     def dashboard_url(self) -> str:
         """``http://127.0.0.1:<port>`` of the head's dashboard (the job submission API)."""
         return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def dashboard(self) -> Dashboard:
+        """The job API address with its credentials."""
+        return Dashboard(self.dashboard_url, self.auth_token)
 
     @property
     def head(self) -> subprocess.Popen[bytes] | None:
@@ -92,12 +114,14 @@ class LocalRayCluster:
 
     def dashboard_ready(self) -> bool:
         """Whether the head answers ``/api/gcs_healthz`` and the job API (checked once)."""
+        headers = self.dashboard.headers
         try:
-            with urllib.request.urlopen(f"{self.dashboard_url}/api/gcs_healthz", timeout=2) as resp:
-                if resp.status != 200:
-                    return False
-            with urllib.request.urlopen(f"{self.dashboard_url}/api/version", timeout=2) as resp:
-                return resp.status == 200
+            for path in ("/api/gcs_healthz", "/api/version"):
+                request = urllib.request.Request(f"{self.dashboard_url}{path}", headers=headers)
+                with urllib.request.urlopen(request, timeout=2) as resp:
+                    if resp.status != 200:
+                        return False
+            return True
         except OSError:
             return False
 
@@ -179,8 +203,12 @@ class RayRuntime:
         env = dict(os.environ)
         env["PATH"] = f"{RAY_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
         env["RAY_USAGE_STATS_ENABLED"] = "0"
-        # Ray enables token auth by itself when ~/.ray/auth_token exists and RAY_AUTH_MODE is unset.
-        env["RAY_AUTH_MODE"] = "disabled"
+        # Token authentication with the cluster's own token (never ~/.ray/auth_token): Ray's servers listen on every
+        # interface whatever --node-ip-address says, so the token is what keeps the cluster private. Drivers and
+        # workers inherit it; the controller sends it as a bearer header (see :class:`Dashboard`).
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN"] = cluster.auth_token
+        env.pop("RAY_AUTH_TOKEN_PATH", None)
         env.pop("RAY_ADDRESS", None)
         common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]

@@ -158,7 +158,7 @@ class SubmitterJobs:
             if cluster is not None and cluster.ready_at is not None and cluster.head_alive():
                 break
             await asyncio.sleep(POLL_SECONDS)
-        url = cluster.dashboard_url
+        url = cluster.dashboard
         try:
             if await asyncio.to_thread(jobapi.job_info, url, job_id) is None:
                 await asyncio.to_thread(jobapi.submit, url, job_id, rayjob["spec"])

@@ -6,70 +6,115 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.janitor import TaskInstanceRef, plan_sweep
+from kuberay_provider.janitor import UNKNOWN_TI_STATE, TaskInstanceRef, plan_sweep, state_name
 from kuberay_provider.naming import validate_namespace
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _dry_run_flag(value: Any) -> bool:
+    """``dry_run`` as a bool; a rendered template gives ``"True"``/``"False"``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidParameterError("dry_run", value, "must be True or False")
+
 
 class RayJanitorOperator(BaseOperator):
     """Delete provider-labelled RayJobs whose task instance is finished or that are older than ``max_age``, and
-    RayClusters older than ``max_age`` or orphaned. ``dry_run=True`` only reports. Returns the sweep list.
+    RayClusters older than ``max_age`` or orphaned. Objects whose task instance is still running, deferred, queued
+    or up for retry are never deleted; objects without the provider's label are never looked at.
+
+    Returns the sweep list (``kind``, ``namespace``, ``name``, ``reason``, ``dry_run``); with ``dry_run=True``
+    nothing is deleted and the list says what would have been.
 
     :param namespaces: namespaces to sweep: a list or a comma-separated string (None: all namespaces, which needs a
-        ClusterRole to list RayJobs cluster-wide).
-    :param max_age: age after which any provider-made object is deleted, whatever its state.
+        ClusterRole to list RayJobs cluster-wide). Templated; an empty value is an error, not "all namespaces".
+    :param max_age: age after which any provider-made object is deleted unless its task instance is still alive.
+    :param dry_run: only report (templated: ``"{{ params.dry_run }}"`` works).
+    :param kubernetes_conn_id: the Kubernetes connection.
     """
 
-    template_fields: Sequence[str] = ("namespaces",)
+    template_fields: Sequence[str] = ("namespaces", "dry_run")
 
     def __init__(self, *, namespaces: Sequence[str] | str | None = None, max_age: dt.timedelta = dt.timedelta(hours=24),
-                 dry_run: bool = False, kubernetes_conn_id: str = "kubernetes_default", **kwargs: Any) -> None:
+                 dry_run: bool | str = False, kubernetes_conn_id: str = "kubernetes_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(max_age, dt.timedelta) or max_age <= dt.timedelta(0):
             raise InvalidParameterError("max_age", max_age, "must be a positive timedelta")
-        if namespaces is not None and not (isinstance(namespaces, str) and "{{" in namespaces):
-            for ns in self._split(namespaces):
-                validate_namespace(ns, "namespaces")
+        if not _templated(dry_run):
+            _dry_run_flag(dry_run)
+        if not isinstance(kubernetes_conn_id, str) or not kubernetes_conn_id.strip():
+            raise InvalidParameterError("kubernetes_conn_id", kubernetes_conn_id, "must name an Airflow connection")
+        if namespaces is not None and not _templated(namespaces):
+            self._namespaces(namespaces)
         self.namespaces = namespaces
         self.max_age, self.dry_run, self.kubernetes_conn_id = max_age, dry_run, kubernetes_conn_id
 
-    def execute(self, context: Context) -> list[dict[str, str]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         from kuberay_provider.hooks.kuberay import KubeRayHook
 
+        dry_run = _dry_run_flag(self.dry_run)
+        namespaces: list[str | None] = list(self._namespaces(self.namespaces)) if self.namespaces is not None else [None]
         hook = KubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
         selector = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY_VALUE}"
         rayjobs, clusters = [], []
-        for ns in self._split(self.namespaces) or [None]:
-            rayjobs += hook.list_objects(c.RAYJOB_KIND, ns, selector)
+        for ns in namespaces:
+            # Clusters first: a RayJob created between the two lists must not make its new cluster look orphaned.
             clusters += hook.list_objects(c.RAYCLUSTER_KIND, ns, selector)
+            rayjobs += hook.list_objects(c.RAYJOB_KIND, ns, selector)
         ti = context["ti"]
         sweeps = plan_sweep(rayjobs, clusters, now=dt.datetime.now(dt.UTC), max_age=self.max_age,
                             ti_state=lambda ref: self._ti_state(ti, ref))
+        failures = []
         for sweep in sweeps:
-            verb = "Would delete" if self.dry_run else "Deleting"
-            self.log.info("%s %s %s/%s: %s", verb, sweep.kind, sweep.namespace, sweep.name, sweep.reason)
-            if not self.dry_run:
+            self.log.info("%s %s %s/%s: %s", "Would delete" if dry_run else "Deleting", sweep.kind, sweep.namespace,
+                          sweep.name, sweep.reason)
+            if dry_run:
+                continue
+            try:
                 hook.delete_object(sweep.kind, sweep.name, sweep.namespace)
-        self.log.info("%d object(s) %s", len(sweeps), "to sweep (dry run)" if self.dry_run else "swept")
-        return [vars(s) | {"dry_run": self.dry_run} for s in sweeps]
+            except Exception as exc:  # one failure must not stop the rest of the sweep
+                self.log.error("Could not delete %s %s/%s: %s", sweep.kind, sweep.namespace, sweep.name, exc)
+                failures.append(f"{sweep.kind} {sweep.namespace}/{sweep.name}: {exc}")
+        self.log.info("%d object(s) %s", len(sweeps), "to sweep (dry run, nothing deleted)" if dry_run else "swept")
+        if failures:
+            raise AirflowException("The janitor could not delete:\n  " + "\n  ".join(failures))
+        return [vars(s) | {"dry_run": dry_run} for s in sweeps]
 
     @staticmethod
-    def _split(namespaces: Sequence[str] | str | None) -> list[str]:
-        """A list, or a comma-separated string (what a templated Variable renders to)."""
-        if namespaces is None:
-            return []
+    def _namespaces(namespaces: Sequence[str] | str) -> list[str]:
+        """A list, or a comma-separated string (what a templated Variable renders to); each a valid namespace."""
         if isinstance(namespaces, str):
-            return [ns.strip() for ns in namespaces.split(",") if ns.strip()]
-        return list(namespaces)
+            names = [ns.strip() for ns in namespaces.split(",") if ns.strip()]
+        elif isinstance(namespaces, Sequence) and all(isinstance(ns, str) for ns in namespaces):
+            names = [ns.strip() for ns in namespaces]
+        else:
+            raise InvalidParameterError("namespaces", namespaces, "must be a list of namespaces or a comma-separated string")
+        if not names:
+            raise InvalidParameterError(
+                "namespaces", namespaces, "names no namespace; pass None (not an empty value) to sweep all namespaces"
+            )
+        for ns in names:
+            if not _templated(ns):
+                validate_namespace(ns, "namespaces")
+        return names
 
     def _ti_state(self, ti: Any, ref: TaskInstanceRef) -> str | None:
-        """The state of another task instance (Airflow 3 Task SDK; metadata DB on Airflow 2)."""
+        """The state of another task instance (Airflow 3 Task SDK; metadata DB on Airflow 2); None if it has none
+        or does not exist, :data:`UNKNOWN_TI_STATE` if it could not be read (the object is then kept)."""
         try:
             if hasattr(ti, "get_task_states"):
                 states = ti.get_task_states(dag_id=ref.dag_id, task_ids=[ref.task_id], run_ids=[ref.run_id],
@@ -86,6 +131,6 @@ class RayJanitorOperator(BaseOperator):
                     ).one_or_none()
                     state = row[0] if row else None
         except Exception as exc:
-            self.log.warning("Could not read the state of %s: %s", ref, exc)
-            return None
-        return str(state.value if hasattr(state, "value") else state) if state is not None else None
+            self.log.warning("Could not read the state of %s; keeping its objects: %s", ref, exc)
+            return UNKNOWN_TI_STATE
+        return state_name(state)

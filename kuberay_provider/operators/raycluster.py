@@ -13,7 +13,14 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 from kuberay_provider import constants as c
 from kuberay_provider import specs
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.naming import validate_labels, validate_namespace, validate_rayjob_name
+from kuberay_provider.naming import (
+    validate_dns_subdomain,
+    validate_labels,
+    validate_namespace,
+    validate_raycluster_name,
+    validate_rayjob_name,
+    validate_seconds,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -25,6 +32,22 @@ def _hook(conn_id: str):
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
     return KubeRayHook(kubernetes_conn_id=conn_id)
+
+
+def _templated(value: Any) -> bool:
+    """True if ``value`` (or anything inside it) still holds Jinja; checked again after rendering."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(_templated(k) or _templated(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_templated(v) for v in value)
+    return False
+
+
+def _validate_conn_id(conn_id: Any) -> None:
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        raise InvalidParameterError("kubernetes_conn_id", conn_id, "must name an Airflow connection")
 
 
 class RayClusterCreateOperator(BaseOperator):
@@ -49,11 +72,17 @@ class RayClusterCreateOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if "{{" not in str(name):
-            validate_rayjob_name(name, "name")
-        if namespace and "{{" not in namespace:
-            validate_namespace(namespace)
-        validate_labels(dict(labels or {}))
+        if head is not None and not isinstance(head, Mapping):
+            raise InvalidParameterError("head", head, "must be a mapping such as {'cpu': 2, 'memory': '8Gi'}")
+        if worker_groups is not None and (isinstance(worker_groups, (str, Mapping)) or not isinstance(
+                worker_groups, Sequence) or not all(isinstance(g, Mapping) for g in worker_groups)):
+            raise InvalidParameterError("worker_groups", worker_groups, "must be a list of mappings")
+        if labels is not None and not isinstance(labels, Mapping):
+            raise InvalidParameterError("labels", labels, "must be a mapping of label names to values")
+        _validate_conn_id(kubernetes_conn_id)
+        if not isinstance(wait_until_ready, bool):
+            raise InvalidParameterError("wait_until_ready", wait_until_ready, "must be True or False")
+        validate_seconds(ready_timeout, "ready_timeout")
         self.name, self.namespace, self.image = name, namespace, image
         self.head = dict(head) if head else None
         self.worker_groups = [dict(g) for g in worker_groups or []]
@@ -61,9 +90,30 @@ class RayClusterCreateOperator(BaseOperator):
         self.service_account, self.ray_version = service_account, ray_version
         self.kubernetes_conn_id = kubernetes_conn_id
         self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
-        self.build_manifest()
+        if not _templated([self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels]):
+            self.build_manifest()
+        else:  # what can be checked before rendering; the rest when execute() builds the manifest
+            if not _templated(self.name):
+                validate_rayjob_name(self.name, "name")
+            if self.namespace and not _templated(self.namespace):
+                validate_namespace(self.namespace)
+            if not _templated(self.labels):
+                validate_labels(self.labels)
+
+    def _validate(self) -> None:
+        """The operator's own parameters (the cluster spec is checked by :mod:`kuberay_provider.specs`)."""
+        validate_rayjob_name(self.name, "name")
+        if self.namespace:
+            validate_namespace(self.namespace)
+        validate_labels(self.labels)
+        if not isinstance(self.image, str) or not self.image.strip() or any(ch.isspace() for ch in self.image):
+            raise InvalidParameterError("image", self.image, "must be a container image reference without spaces")
+        if self.service_account is not None:
+            validate_dns_subdomain(self.service_account, "service_account")
 
     def build_manifest(self) -> dict[str, Any]:
+        """The RayCluster this task creates, validated (again after rendering) before anything is sent."""
+        self._validate()
         head = specs.NodeGroup.parse(self.head, "head", worker=False)
         workers = [specs.NodeGroup.parse(g, f"worker_groups[{i}]", worker=True) for i, g in enumerate(self.worker_groups)]
         spec = specs.build_ray_cluster_spec(
@@ -111,10 +161,23 @@ class RayClusterDeleteOperator(BaseOperator):
         super().__init__(**kwargs)
         if not isinstance(name, str) or not name:
             raise InvalidParameterError("name", name, "must name a RayCluster")
+        _validate_conn_id(kubernetes_conn_id)
+        if not isinstance(wait, bool):
+            raise InvalidParameterError("wait", wait, "must be True or False")
+        validate_seconds(wait_timeout, "wait_timeout")
         self.name, self.namespace = name, namespace
         self.kubernetes_conn_id, self.wait, self.wait_timeout = kubernetes_conn_id, wait, wait_timeout
+        self._validate(rendered=False)
+
+    def _validate(self, rendered: bool) -> None:
+        """Name and namespace (what is not templated at construction; everything again after rendering)."""
+        if rendered or not _templated(self.name):
+            validate_raycluster_name(self.name, "name")
+        if self.namespace and (rendered or not _templated(self.namespace)):
+            validate_namespace(self.namespace)
 
     def execute(self, context: Context) -> None:
+        self._validate(rendered=True)
         namespace = self.namespace or c.DEFAULT_NAMESPACE
         hook = _hook(self.kubernetes_conn_id)
         if not hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace):

@@ -25,6 +25,7 @@ from kuberay_provider.naming import (
     label_selector,
     validate_labels,
     validate_namespace,
+    validate_raycluster_name,
     validate_rayjob_name,
 )
 from kuberay_provider.outcome import (
@@ -154,9 +155,10 @@ class RayJobOperator(BaseOperator):
         self.labels = dict(labels or {})
         self.annotations = dict(annotations or {})
         self.service_account = service_account
-        self.node_selector = dict(node_selector or {})
-        self.tolerations = list(tolerations or [])
-        self.image_pull_secrets = list(image_pull_secrets or [])
+        # Kept as given (not coerced with dict()/list(), which would split a string): validated when the spec is built.
+        self.node_selector = node_selector if node_selector is not None else {}
+        self.tolerations = tolerations if tolerations is not None else []
+        self.image_pull_secrets = image_pull_secrets if image_pull_secrets is not None else []
         self.secret_env = secret_env
         self.ray_version = ray_version
         self.submission_mode = submission_mode
@@ -193,8 +195,15 @@ class RayJobOperator(BaseOperator):
         if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
                                          or self.timeout <= 0):
             raise InvalidParameterError("timeout", self.timeout, "must be a positive number of seconds")
-        if not isinstance(self.log_tail_lines, int) or self.log_tail_lines < 0:
+        if isinstance(self.log_tail_lines, bool) or not isinstance(self.log_tail_lines, int) or self.log_tail_lines < 0:
             raise InvalidParameterError("log_tail_lines", self.log_tail_lines, "must be an integer ≥ 0")
+        for flag in ("deferrable", "wait_for_completion", "stream_logs"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidParameterError(flag, getattr(self, flag), "must be True or False")
+        if not isinstance(self.kubernetes_conn_id, str) or not self.kubernetes_conn_id.strip():
+            raise InvalidParameterError("kubernetes_conn_id", self.kubernetes_conn_id, "must name an Airflow connection")
+        if self.dashboard_url_template is not None:
+            self._check_dashboard_template()
         self._job_settings()  # submission mode, TTL, deadlines, runtime_env
         if self.name and not _templated(self.name):
             validate_rayjob_name(self.name, "name")
@@ -202,10 +211,14 @@ class RayJobOperator(BaseOperator):
             validate_namespace(self.namespace)
         if not _templated(self.labels):
             validate_labels(self.labels)
-        if self.cluster_selector is not None and not _templated(self.cluster_selector) and not (
-            isinstance(self.cluster_selector, str) and self.cluster_selector.strip()
-        ):
-            raise InvalidParameterError("cluster_selector", self.cluster_selector, "must name an existing RayCluster")
+        if self.cluster_selector is not None and not _templated(self.cluster_selector):
+            validate_raycluster_name(self.cluster_selector, "cluster_selector")
+        if self.secret_env and (self.cluster_selector or self._manifest_selects_a_cluster()):
+            raise InvalidParameterError(
+                "secret_env", sorted(self.secret_env), "cannot be used with cluster_selector: this task creates no "
+                "Ray pods; give the shared cluster's pods the Secret references instead",
+            )
+        specs.parse_secret_env(self.secret_env)
         if self.manifest is None and not _templated([self.head, self.worker_groups, self.image]):
             self._cluster_spec()
         if self.manifest is not None and not _templated(self.manifest) and not self._manifest_is_template_file():
@@ -223,6 +236,24 @@ class RayJobOperator(BaseOperator):
                 self.build_manifest(placeholder, namespace=c.DEFAULT_NAMESPACE if _templated(self.namespace) else self.namespace)
             finally:
                 self.name = saved
+
+    def _check_dashboard_template(self) -> None:
+        template = self.dashboard_url_template
+        try:
+            if not isinstance(template, str):
+                raise TypeError
+            url = template.format(namespace="ns", cluster="cluster", dashboard_url="host:8265")
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise InvalidParameterError(
+                "dashboard_url_template", template, "must be a string using only {namespace}, {cluster} and {dashboard_url}"
+            ) from None
+        if not url.startswith(("http://", "https://")):
+            raise InvalidParameterError("dashboard_url_template", template, "must produce an http:// or https:// URL")
+
+    def _manifest_selects_a_cluster(self) -> bool:
+        if self.manifest is None or _templated(self.manifest) or self._manifest_is_template_file():
+            return False
+        return bool((specs.load_manifest(self.manifest).get("spec") or {}).get("clusterSelector"))
 
     def _manifest_is_template_file(self) -> bool:
         return isinstance(self.manifest, str) and self.manifest.strip().endswith(tuple(self.template_ext))
@@ -305,6 +336,12 @@ class RayJobOperator(BaseOperator):
                 "preRunningDeadlineSeconds", "activeDeadlineSeconds")}
             if self.entrypoint:
                 user["spec"]["entrypoint"] = self.entrypoint
+            if self.secret_env:
+                if user["spec"].get("clusterSelector") or not isinstance(user["spec"].get("rayClusterSpec"), dict):
+                    raise InvalidParameterError("secret_env", sorted(self.secret_env),
+                                                "needs a manifest with a rayClusterSpec (this task's own Ray pods)")
+                user["spec"]["rayClusterSpec"] = specs.add_secret_env(
+                    user["spec"]["rayClusterSpec"], specs.parse_secret_env(self.secret_env))
             manifest = specs.merge_required_fields(
                 user, name=name, namespace=namespace, labels=labels, annotations=annotations, defaults=defaults
             )

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, conf
 
 from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.naming import validate_namespace, validate_rayjob_name
+from kuberay_provider.naming import (
+    validate_label_selector,
+    validate_namespace,
+    validate_raycluster_name,
+    validate_rayjob_name,
+)
 from kuberay_provider.outcome import SUCCESS, failure_report, xcom_summary
 from kuberay_provider.status import RayJobStatus
 from kuberay_provider.teardown import leftovers
@@ -25,6 +31,20 @@ def _hook(conn_id: str) -> KubeRayHook:
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
     return KubeRayHook(kubernetes_conn_id=conn_id)
+
+
+def _templated(value: Any) -> bool:
+    """True if ``value`` (a string or a list of strings) still holds Jinja; checked again after rendering."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, (list, tuple)):
+        return any(_templated(v) for v in value)
+    return False
+
+
+def _validate_conn_id(conn_id: Any) -> None:
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        raise InvalidParameterError("kubernetes_conn_id", conn_id, "must name an Airflow connection")
 
 
 class RayJobSensor(BaseSensorOperator):
@@ -49,14 +69,19 @@ class RayJobSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         if not isinstance(name, str) or not name:
             raise InvalidParameterError("name", name, "must name a RayJob")
-        if "{{" not in name:
-            validate_rayjob_name(name)
-        if namespace and "{{" not in namespace:
-            validate_namespace(namespace)
+        _validate_conn_id(kubernetes_conn_id)
         self.name = name
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = deferrable
+        self._validate(rendered=False)
+
+    def _validate(self, rendered: bool) -> None:
+        """Name and namespace: what is not templated at construction, everything again once rendered."""
+        if rendered or not _templated(self.name):
+            validate_rayjob_name(self.name)
+        if self.namespace and (rendered or not _templated(self.namespace)):
+            validate_namespace(self.namespace)
 
     def _status(self) -> RayJobStatus:
         namespace = self.namespace or c.DEFAULT_NAMESPACE
@@ -75,6 +100,7 @@ class RayJobSensor(BaseSensorOperator):
         raise AirflowException(status.describe())
 
     def execute(self, context: Context) -> Any:
+        self._validate(rendered=True)
         if not self.deferrable:
             super().execute(context)
             return xcom_summary(self._status(), name=self.name, namespace=self.namespace or c.DEFAULT_NAMESPACE)
@@ -117,10 +143,14 @@ class RayClusterDeletedSensor(BaseSensorOperator):
         namespace: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval: float = 5.0,
-        timeout: float = 600.0,
+        poke_interval: float | timedelta = 5.0,
+        timeout: float | timedelta = 600.0,
         **kwargs: Any,
     ) -> None:
+        for param, value in (("poke_interval", poke_interval), ("timeout", timeout)):
+            seconds = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise InvalidParameterError(param, value, "must be a positive number of seconds or a timedelta")
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         if not (rayjob_name or cluster_names or label_selector):
             raise InvalidParameterError(
@@ -128,12 +158,36 @@ class RayClusterDeletedSensor(BaseSensorOperator):
             )
         if cluster_names is not None and (isinstance(cluster_names, str) and "{{" not in cluster_names):
             raise InvalidParameterError("cluster_names", cluster_names, "must be a list of RayCluster names")
+        _validate_conn_id(kubernetes_conn_id)
         self.rayjob_name = rayjob_name
         self.cluster_names = cluster_names
         self.label_selector = label_selector
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = deferrable
+        self._validate(rendered=False)
+
+    def _validate(self, rendered: bool) -> None:
+        """Every name, the namespace and the selector: untemplated ones now, all of them again once rendered."""
+        def check(value: Any) -> bool:
+            return value is not None and value != "" and (rendered or not _templated(value))
+
+        if check(self.rayjob_name):
+            validate_rayjob_name(self.rayjob_name, "rayjob_name")
+        if check(self.cluster_names):
+            if isinstance(self.cluster_names, str) or not isinstance(self.cluster_names, (list, tuple)):
+                raise InvalidParameterError("cluster_names", self.cluster_names, "must be a list of RayCluster names")
+            for i, name in enumerate(self.cluster_names):
+                if rendered or not _templated(name):
+                    validate_raycluster_name(name, f"cluster_names[{i}]")
+        if check(self.label_selector):
+            validate_label_selector(self.label_selector, "label_selector")
+        if check(self.namespace):
+            validate_namespace(self.namespace)
+        if rendered and not (self.rayjob_name or self.cluster_names or self.label_selector):
+            raise InvalidParameterError(
+                "rayjob_name", self.rayjob_name, "rendered empty, and neither cluster_names nor label_selector is set"
+            )
 
     def _targets(self, hook: KubeRayHook) -> tuple[str, list[str]]:
         """(label selector, cluster names) to check."""
@@ -164,6 +218,7 @@ class RayClusterDeletedSensor(BaseSensorOperator):
         return leftovers(clusters, pods)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._validate(rendered=True)
         hook = _hook(self.kubernetes_conn_id)
         selector, names = self._targets(hook)
         namespace = self.namespace or c.DEFAULT_NAMESPACE
