@@ -74,7 +74,7 @@ def main() -> None:
     from kuberay_provider.local.stack import LocalStack
 
     rows = []
-    with LocalStack(requeue_seconds=1.0) as stack:
+    with LocalStack(requeue_seconds=1.0, bigquery=False) as stack:
         os.environ.update(stack.env)
         for label, run in (
             ("baseline: poll GET every 1 s", lambda ns: _polling_run(stack, ns)),

@@ -16,6 +16,10 @@ kuberay_spark_mode              local | spark_operator                   local
 kuberay_namespace               Kubernetes namespace for Ray and Spark   default
 ==============================  =======================================  ==========================================
 
+On the local stack, ``kuberay-local up --dir DIR`` writes the emulator's values into DIR/env as
+``AIRFLOW_VAR_KUBERAY_BQ_PROJECT``, ``AIRFLOW_VAR_KUBERAY_BQ_REST_ENDPOINT``, ``AIRFLOW_VAR_KUBERAY_BQ_GRPC_ENDPOINT``
+and ``AIRFLOW_VAR_KUBERAY_MODEL_ROOT`` (``source DIR/env``; ``scripts/demo.sh`` runs this DAG that way).
+
 The trigger param ``spark_mode`` overrides the Variable for one run. Each run trains on the
 ``feature_window_days`` (param, default 56) before the end of its data interval; the last ``label_days`` of it
 decide the label. Connection: ``kubernetes_default`` (the GKE cluster, or the one ``kuberay-local up`` writes).
@@ -76,4 +80,5 @@ with DAG(
         head={"cpu": 1, "memory": "3Gi"},
         num_boost_round=100,
         rayjob_kwargs={"ttl_seconds_after_finished": 5, "pre_running_deadline_seconds": 600},
+        teardown_poke_interval=2,
     )

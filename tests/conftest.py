@@ -13,9 +13,12 @@ from kuberay_provider.local.stack import LocalStack
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A running :class:`LocalStack` (requeue 1 s) shared by every test of the session."""
+    """A running :class:`LocalStack` (requeue 1 s) shared by every test of the session.
+
+    Without the BigQuery emulator: tests that need one start their own (``tests/pipelines``, ``tests/bigquery``).
+    """
     base: Path = tmp_path_factory.mktemp("kuberay-local")
-    stack = LocalStack(base, requeue_seconds=1.0)
+    stack = LocalStack(base, requeue_seconds=1.0, bigquery=False)
     stack.start()
     try:
         yield stack

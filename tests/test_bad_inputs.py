@@ -340,8 +340,6 @@ def test_cli_rejects_bad_arguments_before_starting_anything(args: list[str], mes
     assert not state.exists()  # nothing was started: not even the state directory was created
 
 
-@pytest.mark.xfail(strict=True, reason="GAP (local/cli.py _int_at_least): --port has no upper bound; 70000 reaches "
-                                       "the daemon, which dies binding it. Reported to the lead")
 def test_cli_rejects_a_port_above_65535(capsys: pytest.CaptureFixture[str]) -> None:
     from kuberay_provider.local import cli
 

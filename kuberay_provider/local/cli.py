@@ -1,13 +1,16 @@
 """``kuberay-local``: run the local Kubernetes API server + KubeRay controller as a background daemon.
 
     kuberay-local up [--dir DIR] [--requeue-seconds S] [--max-clusters N] [--max-worker-nodes N] [--port P]
-                     [--spark/--no-spark]
+                     [--spark/--no-spark] [--bigquery/--no-bigquery] [--bigquery-project ID] [--timeout S]
     kuberay-local status [--dir DIR]
     kuberay-local down [--dir DIR] [--timeout S]
 
 ``up`` writes DIR/kubeconfig and DIR/env (``source DIR/env``), logs to DIR/kuberay-local.log, the pid to
-DIR/kuberay-local.pid. ``down`` sends SIGTERM (the daemon stops every Ray cluster, then exits), then SIGKILL after
-the timeout, and checks that no process of the daemon is left.
+DIR/kuberay-local.pid. With ``--bigquery`` (the default) it also runs the BigQuery emulator (state under
+DIR/bigquery, its pid and endpoints in DIR/bigquery.json) and DIR/env carries its endpoints as ``KUBERAY_BQ_*``
+and as the Airflow Variables of ``dags/ray_retraining.py`` (``AIRFLOW_VAR_KUBERAY_BQ_*``). ``down`` sends SIGTERM
+(the daemon stops every Ray cluster and the emulator, then exits), then SIGKILL after the timeout, and checks by
+PID that no process of the daemon (the emulator included) is left.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -33,6 +37,7 @@ DEFAULT_DIR = ".kuberay-local"
 PID_FILE = "kuberay-local.pid"
 LOG_FILE = "kuberay-local.log"
 URL_FILE = "api-url"
+BIGQUERY_FILE = "bigquery.json"
 
 
 def _positive_float(name: str):
@@ -48,7 +53,7 @@ def _positive_float(name: str):
     return parse
 
 
-def _int_at_least(name: str, low: int):
+def _int_at_least(name: str, low: int, high: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -56,7 +61,20 @@ def _int_at_least(name: str, low: int):
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{name} must be <= {high}, got {text!r}")
         return value
+
+    return parse
+
+
+def _project(name: str):
+    def parse(text: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", text):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a project id (6-30 lower-case letters, digits or '-', starting with a letter), got {text!r}"
+            )
+        return text
 
     return parse
 
@@ -75,10 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--requeue-seconds", type=_positive_float("--requeue-seconds"), default=3.0)
         p.add_argument("--max-clusters", type=_int_at_least("--max-clusters", 1), default=1)
         p.add_argument("--max-worker-nodes", type=_int_at_least("--max-worker-nodes", 0), default=1)
-        p.add_argument("--port", type=_int_at_least("--port", 0), default=0, help="API port (default: any free)")
+        p.add_argument("--port", type=_int_at_least("--port", 0, 65535), default=0, help="API port (default: any free)")
         p.add_argument("--spark", action=argparse.BooleanOptionalAction, default=True,
                        help="run the local spark-operator double for SparkApplications (default: on)")
-    up.add_argument("--timeout", type=_positive_float("--timeout"), default=60.0, help="seconds to wait for the API")
+        p.add_argument("--bigquery", action=argparse.BooleanOptionalAction, default=True,
+                       help="run the BigQuery emulator and write its endpoints into DIR/env (default: on)")
+        p.add_argument("--bigquery-project", type=_project("--bigquery-project"), default="local-project",
+                       help="the emulator's project (default local-project)")
+    up.add_argument("--timeout", type=_positive_float("--timeout"), default=120.0,
+                    help="seconds to wait for the API and the emulator")
     down.add_argument("--timeout", type=_positive_float("--timeout"), default=60.0,
                       help="seconds to wait after SIGTERM before SIGKILL")
     return parser
@@ -100,15 +123,52 @@ def _alive(pid: int | None) -> bool:
         return False
 
 
-def _api_answers(url: str) -> bool:
+def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/version", timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return resp.status == 200
     except (OSError, urllib.error.URLError):
         return False
 
 
-def _env_lines(stack_env: dict[str, str]) -> str:
+def _api_answers(url: str) -> bool:
+    return _http_ok(f"{url}/version")
+
+
+def _bigquery_state(state: Path) -> dict | None:
+    """DIR/bigquery.json as the daemon wrote it, or None (no emulator, or not started yet)."""
+    try:
+        return json.loads((state / BIGQUERY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _emulator_process(info: dict | None) -> psutil.Process | None:
+    """The emulator's live process named in ``info`` (None if gone, a zombie, or the PID now runs something else)."""
+    if not info or not isinstance(info.get("pid"), int):
+        return None
+    try:
+        proc = psutil.Process(info["pid"])
+        if proc.status() == psutil.STATUS_ZOMBIE or "bqemulator" not in " ".join(proc.cmdline()):
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def _stop_emulator(proc: psutil.Process, timeout: float) -> bool:
+    """SIGTERM then SIGKILL the emulator's process group; True once it is gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+            os.killpg(proc.pid, sig)
+        _, alive = psutil.wait_procs([proc], timeout=timeout if sig == signal.SIGTERM else 5)
+        if not alive:
+            return True
+    return False
+
+
+def env_file_text(stack_env: dict[str, str]) -> str:
+    """The DIR/env file: one `export KEY=VALUE` line per variable (values shell-quoted), for `source`."""
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in stack_env.items())
 
 
@@ -121,10 +181,12 @@ def cmd_up(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     (state / URL_FILE).unlink(missing_ok=True)
+    (state / BIGQUERY_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "kuberay_provider.local.cli", "serve", "--dir", str(state),
             "--requeue-seconds", str(args.requeue_seconds), "--max-clusters", str(args.max_clusters),
             "--max-worker-nodes", str(args.max_worker_nodes), "--port", str(args.port),
-            "--spark" if args.spark else "--no-spark"]
+            "--spark" if args.spark else "--no-spark", "--bigquery" if args.bigquery else "--no-bigquery",
+            "--bigquery-project", args.bigquery_project]
     with (state / LOG_FILE).open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=state)
@@ -137,6 +199,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         url_file = state / URL_FILE
         if url_file.exists() and _api_answers(url_file.read_text().strip()):
             print(f"kuberay-local is up at {url_file.read_text().strip()} (pid {proc.pid})")
+            bigquery = _bigquery_state(state)
+            if bigquery is not None:
+                print(f"bigquery emulator at {bigquery['rest_endpoint']} (REST), {bigquery['grpc_endpoint']} (gRPC), "
+                      f"project {bigquery['project']} (pid {bigquery['pid']}, started in {bigquery['start_seconds']}s)")
             print(f"# source {state / 'env'}")
             print((state / "env").read_text(), end="")
             return 0
@@ -155,14 +221,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stack = LocalStack(state, requeue_seconds=args.requeue_seconds, max_clusters=args.max_clusters,
-                       max_worker_nodes=args.max_worker_nodes, port=args.port, spark=args.spark).start()
-    (state / "env").write_text(_env_lines(stack.env))
-    (state / URL_FILE).write_text(stack.api_url + "\n")
+                       max_worker_nodes=args.max_worker_nodes, port=args.port, spark=args.spark,
+                       bigquery=args.bigquery, bigquery_project=args.bigquery_project).start()
+    (state / "env").write_text(env_file_text(stack.env))
+    emulator = stack.bigquery_emulator
+    if emulator is not None:
+        (state / BIGQUERY_FILE).write_text(json.dumps({
+            "pid": emulator.pid, "project": emulator.project, "rest_endpoint": emulator.rest_endpoint,
+            "grpc_endpoint": emulator.grpc_endpoint, "dir": str(emulator.base_dir), "log": str(emulator.log_path),
+            "start_seconds": round(emulator.start_seconds or 0.0, 2),
+        }, indent=2) + "\n")  # fmt: skip
+    (state / URL_FILE).write_text(stack.api_url + "\n")  # last: `up` waits for this file
     logging.info("API at %s, kubeconfig %s", stack.api_url, stack.kubeconfig_path)
     stop.wait()
     logging.info("stopping")
-    stack.stop()
-    (state / URL_FILE).unlink(missing_ok=True)
+    try:
+        stack.stop()
+    finally:
+        (state / URL_FILE).unlink(missing_ok=True)
     logging.info("stopped")
     return 0
 
@@ -185,6 +261,19 @@ def cmd_status(args: argparse.Namespace) -> int:
                 status = item.get("status") or {}
                 shown = " ".join(f"{f}={status[f]}" for f in fields if status.get(f))
                 print(f"  {item['metadata']['namespace']}/{item['metadata']['name']} {shown}".rstrip())
+    bigquery = _bigquery_state(state)
+    bq_ok = True
+    if bigquery is None:
+        print("bigquery emulator: -")
+    else:
+        emulator = _emulator_process(bigquery)
+        rest_ok = emulator is not None and _http_ok(f"{bigquery['rest_endpoint']}/healthz")
+        bq_ok = rest_ok
+        print(f"bigquery emulator: pid {bigquery['pid']} ({'running' if emulator else 'not running'}) "
+              f"project {bigquery['project']}")
+        print(f"  rest: {bigquery['rest_endpoint']} ({'answers' if rest_ok else 'no answer'})")
+        print(f"  grpc: {bigquery['grpc_endpoint']}")
+        print(f"  data: {bigquery['dir']}")
     if running:
         heads = []
         for proc in psutil.Process(pid).children(recursive=True):
@@ -197,17 +286,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"local ray clusters: {len(heads)}")
         for head_pid, temp_dir in heads:
             print(f"  head pid {head_pid} {temp_dir}")
-    return 0 if running and answers else 1
+    return 0 if running and answers and bq_ok else 1
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     """SIGTERM the daemon, wait, SIGKILL after the timeout, verify nothing of it is left."""
     state: Path = args.dir.resolve()
     pid = _read_pid(state)
+    bigquery = _bigquery_state(state)
     if not _alive(pid):
         print("kuberay-local is not running")
         (state / PID_FILE).unlink(missing_ok=True)
-        return 0
+        return _down_emulator(state, bigquery, args.timeout)
     assert pid is not None
     daemon = psutil.Process(pid)
     family = [daemon, *daemon.children(recursive=True)]
@@ -219,12 +309,35 @@ def cmd_down(args: argparse.Namespace) -> int:
         for proc in with_children:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-    left = [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    left = [p.pid for p in family if _alive_proc(p)]
     (state / PID_FILE).unlink(missing_ok=True)
+    emulator_rc = _down_emulator(state, bigquery, args.timeout)
     if left:
         print(f"processes still running: {left}", file=sys.stderr)
         return 1
     print("kuberay-local stopped")
+    return emulator_rc
+
+
+def _alive_proc(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _down_emulator(state: Path, info: dict | None, timeout: float) -> int:
+    """Verify by PID that the emulator is gone (the daemon stops it); stop it if it outlived the daemon."""
+    if info is None:
+        return 0
+    proc = _emulator_process(info)
+    if proc is not None:
+        print(f"bigquery emulator (pid {info['pid']}) outlived the daemon; stopping it", file=sys.stderr)
+        if not _stop_emulator(proc, timeout):
+            print(f"bigquery emulator still running: pid {info['pid']}", file=sys.stderr)
+            return 1
+    (state / BIGQUERY_FILE).unlink(missing_ok=True)
+    print(f"bigquery emulator stopped (pid {info['pid']} gone)")
     return 0
 
 

@@ -36,6 +36,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (what :func:`free_port` draws from)."""
+    try:
+        low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def worker_port_window(size: int = 200) -> int:
+    """The first of ``size`` ports for Ray worker processes, below the ephemeral range: ports handed out by
+    :func:`free_port` (GCS, dashboard, node manager, ...) must never fall inside a worker window."""
+    low, _ = ephemeral_port_range()
+    top = max(10000 + size, low - size)
+    return random.randrange(10000, top, size)
+
+
 def _node_ports() -> list[str]:
     return [
         f"--node-manager-port={free_port()}",
@@ -212,7 +229,7 @@ class RayRuntime:
         env.pop("RAY_ADDRESS", None)
         common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]
-        base_port = random.randrange(20000, 60000 - 200, 200)
+        base_port = worker_port_window()
         head = [str(RAY_BIN), "start", "--head", *common, f"--port={cluster.gcs_port}",
                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={cluster.dashboard_port}",
                 f"--ray-client-server-port={cluster.client_port}", f"--num-cpus={cluster.num_cpus}",

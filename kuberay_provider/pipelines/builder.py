@@ -6,7 +6,9 @@ The TaskGroup it returns::
 
 - **ETL** runs ``jobs/churn_etl.py`` for the run's window (Airflow templates, rendered per run):
   ``spark_mode="spark_operator"`` submits a SparkApplication from the template in ``templates/`` with the cncf
-  provider's ``SparkKubernetesOperator`` (production, and the local stack's spark-operator double);
+  provider's ``SparkKubernetesOperator``, imported only when the task runs
+  (:class:`~kuberay_provider.pipelines.spark.SparkApplicationOperator`; production, and the local stack's
+  spark-operator double);
   ``spark_mode="local"`` runs the same script with ``local[N]`` Spark in the Airflow worker's process tree
   (a BashOperator). That is for laptops and CI only: there the worker *is* the laptop, so the rule "data never
   passes through the Airflow worker" is relaxed on purpose. A templated ``spark_mode`` (e.g. from an Airflow
@@ -17,8 +19,9 @@ The TaskGroup it returns::
 - **confirm_teardown** is a :class:`~kuberay_provider.sensors.rayjob.RayClusterDeletedSensor` made a teardown of
   ``train``, so it runs (and fails loudly on leftovers) even when training fails.
 
-Only names, URIs and small JSON summaries travel through XCom. Importing this module imports no ray, pyspark,
-kubernetes or google.cloud; the cncf provider is imported only when a spark_operator ETL task is built.
+Only names, URIs and small JSON summaries travel through XCom. Neither importing this module nor building the
+TaskGroup imports ray, pyspark, kubernetes or google.cloud (the cncf provider's Spark operator is imported when the
+spark_operator ETL task runs).
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ def retraining_pipeline(
     etl_timeout: timedelta = timedelta(hours=1),
     train_timeout: timedelta = timedelta(hours=2),
     teardown_timeout: float = 600.0,
+    teardown_poke_interval: float = 5.0,
     rayjob_kwargs: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the ETL → train → confirm-teardown TaskGroup inside the current DAG context; returns the TaskGroup.
@@ -190,6 +194,8 @@ def retraining_pipeline(
     :param train_entrypoint: override the training command (default ``python -m ...churn_train`` with its args).
     :param working_dir: a local directory zipped and staged to ``staging_uri`` at run time and used as the job's
         runtime_env ``working_dir`` (K8sJobMode cannot upload local directories).
+    :param teardown_timeout: seconds ``confirm_teardown`` waits for the training cluster to be gone before failing.
+    :param teardown_poke_interval: seconds between its checks.
     :param rayjob_kwargs: extra :class:`RayJobOperator` arguments (e.g. ``deferrable``, ``ttl_seconds_after_finished``).
     """
     from airflow.providers.common.compat.sdk import TaskGroup
@@ -213,6 +219,9 @@ def retraining_pipeline(
                                   ("label_days", label_days, 1)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise InvalidParameterError(param, value, f"must be an integer ≥ {minimum}")
+    for param, value in (("teardown_timeout", teardown_timeout), ("teardown_poke_interval", teardown_poke_interval)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidParameterError(param, value, "must be a number of seconds > 0")
     if working_dir is not None and not staging_uri:
         raise InvalidParameterError("staging_uri", staging_uri, "is required with working_dir (gs://bucket/path or a local path)")
 
@@ -231,18 +240,19 @@ def retraining_pipeline(
         etl_tasks = []
         if "local" in modes:
             conf = {**DEFAULT_LOCAL_SPARK_CONF, **dict(local_spark_conf or {})}
-            command = [python_executable or sys.executable, str(JOBS_DIR / "churn_etl.py"), *etl_args,
+            python = python_executable or sys.executable
+            command = [python, str(JOBS_DIR / "churn_etl.py"), *etl_args,
                        "--master", local_spark_master, *[x for k, v in conf.items() for x in ("--conf", f"{k}={v}")]]
             etl_tasks.append(BashOperator(
                 task_id="etl_local",
                 bash_command=" ".join(_quote(part) for part in command),
-                env={**env, "SPARK_LOCAL_IP": "127.0.0.1"},
+                env={**env, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": python},
                 append_env=True,
                 execution_timeout=etl_timeout,
                 doc_md="Runs churn_etl.py with local Spark in the worker (dev/CI only). Pushes its JSON summary.",
             ))  # fmt: skip
         if "spark_operator" in modes:
-            from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
+            from kuberay_provider.pipelines.spark import SparkApplicationOperator
 
             main_file = spark_main_application_file or f"local://{JOBS_DIR / 'churn_etl.py'}"
             manifest = render_spark_application(
@@ -255,7 +265,7 @@ def retraining_pipeline(
                 executor_memory=(spark_executor or {}).get("memory", "2g"),
                 env=[{"name": k, "value": v} for k, v in env.items()],
             )  # fmt: skip
-            etl_tasks.append(SparkKubernetesOperator(
+            etl_tasks.append(SparkApplicationOperator(
                 task_id="etl_spark_operator",
                 template_spec=manifest,
                 namespace=namespace or "default",
@@ -300,7 +310,7 @@ def retraining_pipeline(
             rayjob_name="{{ ti.xcom_pull(task_ids='" + full_id("train") + "', key='rayjob_name') }}",
             namespace=namespace,
             kubernetes_conn_id=kubernetes_conn_id,
-            poke_interval=5,
+            poke_interval=teardown_poke_interval,
             timeout=teardown_timeout,
         )
         if len(modes) > 1:

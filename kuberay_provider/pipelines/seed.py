@@ -10,16 +10,22 @@ The churn signal is learnable but not trivial: every customer has a latent engag
 with low engagement, the basic plan and many support tickets. A churner's activity thins out over the two weeks
 before the churn time and then stops, so recency, frequency, trend and ticket share carry the signal.
 
-Run it::
+Run it against the emulator of a running local stack (``kuberay-local up --dir DIR`` writes DIR/env with the
+``KUBERAY_BQ_*`` endpoints; ``--env-file`` reads them, or ``source DIR/env`` first)::
 
-    python -m kuberay_provider.pipelines.seed --rows 300000 --project local-project --dataset churn_raw \\
+    python -m kuberay_provider.pipelines.seed --env-file DIR/env --rows 300000 --dataset churn_raw \\
         --end 2026-11-16T00:00:00Z
+
+The defaults (dataset ``churn_raw``, 8 weeks ending 2026-11-16) match what ``dags/ray_retraining.py`` reads for a
+run with logical date 2026-11-16.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import tempfile
 import time
@@ -29,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.pipelines.jobs._cli import positive_int_arg, timestamp_arg
 
 if TYPE_CHECKING:
@@ -43,6 +50,7 @@ COUNTRY_P = (0.35, 0.15, 0.1, 0.12, 0.12, 0.1, 0.06)
 EVENT_TYPES = ("login", "page_view", "purchase", "support_ticket")
 DEFAULT_END = datetime(2026, 11, 16, tzinfo=UTC)
 EVENTS_PER_CUSTOMER = 40  # on average over the window; sets the number of customers from --rows
+DEFAULT_DATASET = "churn_raw"
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,9 @@ def generate(rows: int, *, seed: int = 7, weeks: int = 8, end: datetime = DEFAUL
 
     # --- events ----------------------------------------------------------------------------------------
     active_days = (stop_s - start_s) / 86400
-    rate = engagement * rows / (n * weeks * 7)  # events per day; ~rows events in total before churners fade
+    # Events per day, scaled so that the expected number of events kept after churners fade (below) is ``rows``.
+    kept_days = active_days - churner * (0.6 * 7 + 0.35 * np.clip(active_days - 7, 0, 7))
+    rate = engagement * rows / float(np.sum(engagement * kept_days))
     counts = rng.poisson(rate * active_days)
     owner = np.repeat(np.arange(n), counts)
     ts = start_s + rng.uniform(0, 1, size=owner.size) * (stop_s[owner] - start_s)
@@ -166,37 +176,72 @@ def seed_bigquery(data: SeedData, config: BigQueryConfig, dataset: str, *,
         }
 
 
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``KEY=VALUE`` / ``export KEY=VALUE`` lines (shell-quoted values, ``#`` comments), as ``kuberay-local up`` writes."""
+    env: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameterError("--env-file", str(path), f"must be a readable file ({exc.strerror})") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "export":
+            words = words[1:]
+        if len(words) != 1 or "=" not in words[0] or not words[0].split("=", 1)[0].isidentifier():
+            raise InvalidParameterError("--env-file", f"{path}:{number}", "every line must be [export] KEY=VALUE")
+        key, value = words[0].split("=", 1)
+        env[key] = value
+    return env
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the CLI; errors name the argument."""
     parser = argparse.ArgumentParser(prog="python -m kuberay_provider.pipelines.seed", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=positive_int_arg("--rows"), default=300_000, help="about this many events")
     parser.add_argument("--customers", type=positive_int_arg("--customers", 10), default=None,
                         help=f"number of customers (default rows/{EVENTS_PER_CUSTOMER})")
+    parser.add_argument("--env-file", default=None,
+                        help="read KUBERAY_BQ_* from this file (DIR/env of `kuberay-local up`) instead of the environment")
     parser.add_argument("--project", default=None, help="BigQuery project (default $KUBERAY_BQ_PROJECT)")
-    parser.add_argument("--dataset", required=True, help="BigQuery dataset to create / fill")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset to create / fill (default {DEFAULT_DATASET})")
     parser.add_argument("--customers-table", default="customers")
     parser.add_argument("--events-table", default="events")
     parser.add_argument("--weeks", type=positive_int_arg("--weeks"), default=8)
     parser.add_argument("--end", type=timestamp_arg("--end"), default=DEFAULT_END, help="end of the generated window")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    if not args.dataset.replace("_", "").isalnum():
-        parser.error(f"--dataset={args.dataset!r}: letters, digits and underscores only")
+    for flag, value in (("--dataset", args.dataset), ("--customers-table", args.customers_table),
+                        ("--events-table", args.events_table)):  # fmt: skip
+        if not value or not value.replace("_", "").isalnum():
+            parser.error(f"{flag}={value!r}: letters, digits and underscores only")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; prints a one-line JSON summary."""
+def bigquery_config(args: argparse.Namespace) -> BigQueryConfig:
+    """The target: ``--env-file`` (or the environment) for ``KUBERAY_BQ_*``, ``--project`` overriding the project."""
     from kuberay_provider.bigquery.config import BigQueryConfig
 
+    environ = read_env_file(args.env_file) if args.env_file else None
+    return BigQueryConfig.from_env(environ, **({"project": args.project} if args.project else {}))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; prints a one-line JSON summary (tables, rows per table, window, seconds)."""
     args = parse_args(argv)
     began = time.monotonic()
+    try:
+        config = bigquery_config(args)
+    except InvalidParameterError as exc:
+        print(f"seed: {exc}", file=sys.stderr)
+        return 2
     data = generate(args.rows, seed=args.seed, weeks=args.weeks, end=args.end, customers=args.customers)
     generated = time.monotonic() - began
-    config = BigQueryConfig.from_env(**({"project": args.project} if args.project else {}))
     loaded = seed_bigquery(data, config, args.dataset, customers_table=args.customers_table, events_table=args.events_table)
     print(json.dumps({
         "dataset": f"{config.project}.{args.dataset}", "rows": loaded, "start": data.start.isoformat(),
-        "end": data.end.isoformat(), "churn_rate": round(data.churn_rate, 4),
+        "end": data.end.isoformat(), "churn_rate": round(data.churn_rate, 4), "endpoint": config.rest_endpoint,
         "generate_seconds": round(generated, 2), "total_seconds": round(time.monotonic() - began, 2),
     }, sort_keys=True))
     return 0

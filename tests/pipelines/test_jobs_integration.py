@@ -49,7 +49,9 @@ def trained(etl, job_env, tmp_path_factory) -> tuple[dict, Path]:
         sys.executable, str(JOBS_DIR / "churn_train.py"), "--features-table", "churn.features",
         "--metrics-table", "churn.metrics", "--predictions-table", "churn.predictions", "--model-uri", str(model_dir),
         "--run-id", "test-run", "--num-workers", "2", "--num-boost-round", "40", "--report-every", "20",
-        "--ray-temp-dir", ray_tmp, "--num-cpus", "2", "--object-store-mb", "200",
+        # 3 logical CPUs: one per Ray Train worker plus one for the Ray Data tasks feeding them (with only 2, the
+        # workers hold every CPU and the dataset split tasks never get scheduled).
+        "--ray-temp-dir", ray_tmp, "--num-cpus", "3", "--object-store-mb", "200",
     ], job_env, timeout=300)  # fmt: skip
     return summary, model_dir
 
@@ -70,7 +72,9 @@ def test_etl_writes_one_row_per_active_customer_with_correct_labels(etl, seeded,
     labels, counts = _expected_features(seeded)
     assert etl["rows"] == len(labels)
     assert etl["cutoff"] == CUTOFF.isoformat()
-    rows = bigquery_client(emulator.config).list_rows("local-project.churn.features").to_arrow().to_pylist()
+    rows = bigquery_client(emulator.config).list_rows("local-project.churn.features").to_arrow(
+        create_bqstorage_client=False  # REST: the stock Storage client would dial bigquerystorage.googleapis.com
+    ).to_pylist()
     assert len(rows) == len(labels)
     assert set(FEATURE_COLUMNS) | {LABEL_COLUMN, "customer_id", "snapshot_ts"} <= set(rows[0])
     assert {r["customer_id"]: r[LABEL_COLUMN] for r in rows} == labels
@@ -95,7 +99,7 @@ def test_training_writes_metrics_predictions_and_model(trained, etl, emulator):
     metrics = [dict(r) for r in client.query(
         "SELECT split, rows, auc, logloss, accuracy FROM `local-project.churn.metrics` WHERE run_id = 'test-run'").result()]
     assert {m["split"]: m["rows"] for m in metrics} == {"train": summary["metrics"]["train"]["rows"], "holdout": holdout["rows"]}
-    predictions = client.list_rows("local-project.churn.predictions").to_arrow().to_pylist()
+    predictions = client.list_rows("local-project.churn.predictions").to_arrow(create_bqstorage_client=False).to_pylist()
     assert len(predictions) == etl["rows"]
     assert all(0.0 <= p["churn_probability"] <= 1.0 and p["predicted_churn"] in (0, 1) for p in predictions)
     assert {p["run_id"] for p in predictions} == {"test-run"}

@@ -11,7 +11,8 @@ The same script runs under spark-operator (``spark-submit`` sets the master) and
 :mod:`kuberay_provider.bigquery.spark_source`; the event window is pushed down as a row filter. Connection settings
 come from ``KUBERAY_BQ_*`` / ``GOOGLE_APPLICATION_CREDENTIALS`` (see :class:`~kuberay_provider.bigquery.config.BigQueryConfig`).
 
-Prints a one-line JSON summary (tables, window, rows, churn rate, seconds) as its last stdout line.
+Prints a one-line JSON summary (tables, window, events read, feature rows written, churn rate, seconds) as its last
+stdout line (the BashOperator of the local ETL task pushes it to XCom).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from kuberay_provider.bigquery.config import BigQueryConfig
-
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -68,10 +68,15 @@ def spark_session(app_name: str, master: str | None, conf: Sequence[str]) -> Spa
     """A SparkSession; ``local[*]`` unless a master is given or the script runs under spark-submit."""
     from pyspark.sql import SparkSession
 
+    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not under_spark_submit:
+        # Plain `python churn_etl.py`: Python workers must run this interpreter (it has this package and pyarrow),
+        # not whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
     if master:
         builder = builder.master(master)
-    elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # plain `python churn_etl.py`, not spark-submit
+    elif not under_spark_submit:
         builder = builder.master("local[*]")
     for item in conf:
         key, value = item.split("=", 1)
@@ -168,8 +173,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         register(spark)
         window = f"event_ts >= {_sql_ts(args.start)} AND event_ts < {_sql_ts(args.end)}"
+        # Cached: the features use the window twice (history and label), and the count is the "rows read" figure.
         events = read_table(spark, config, events_table,
-                            columns=["customer_id", "event_ts", "event_type", "session_id", "amount"], row_filter=window)
+                            columns=["customer_id", "event_ts", "event_type", "session_id", "amount"],
+                            row_filter=window).cache()
+        events_read = events.count()
         customers = read_table(spark, config, customers_table, columns=["customer_id", "signup_ts", "plan", "age", "country"])
         features = build_features(events, customers, cutoff=cutoff, end=args.end).cache()
         stats = features.agg({"*": "count", LABEL_COLUMN: "avg"}).collect()[0]
@@ -178,12 +186,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "overwrite"
         ).save()
         features.unpersist()
+        events.unpersist()
     finally:
         spark.stop()
     return {
         "job": "churn_etl", "events_table": events_table, "customers_table": customers_table,
         "features_table": features_table, "start": args.start.isoformat(), "cutoff": cutoff.isoformat(),
-        "end": args.end.isoformat(), "rows": rows, "churn_rate": round(churn_rate, 4),
+        "end": args.end.isoformat(), "events_read": events_read, "rows": rows, "churn_rate": round(churn_rate, 4),
         "seconds": round(time.monotonic() - began, 2),
     }
 

@@ -1,0 +1,156 @@
+"""``dags/ray_retraining.py`` end to end on an in-process local stack with the BigQuery emulator: seed → Spark ETL
+(local Spark) → XGBoost on a transient local Ray cluster (RayJob) → metrics/predictions in BigQuery → teardown
+confirmed. One run, 20k events; everything is real (emulator over REST/gRPC, Spark, Ray, the Airflow DAG file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from kuberay_provider.local.stack import LocalStack
+from tests.integration.airflow_support import run_dag, task_states, xcom
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+ROWS = 20_000
+END = datetime(2026, 11, 16, tzinfo=UTC)  # the seed's window ends here; so does the run's data interval
+GROUP = "churn"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A private stack with the emulator (the session ``local_stack`` runs without one)."""
+    stack = LocalStack(tmp_path_factory.mktemp("retraining-stack"), requeue_seconds=1.0, bigquery=True)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        emulator_pid = stack.bigquery_emulator.pid if stack.bigquery_emulator else None
+        stack.stop()  # raises if a Ray, Spark or emulator process is left
+        assert emulator_pid is not None and not _alive(emulator_pid)
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The seed CLI reading the endpoints from an env file, as ``kuberay-local up`` writes it."""
+    from kuberay_provider.local.cli import env_file_text
+
+    env_file = tmp_path_factory.mktemp("env") / "env"
+    env_file.write_text(env_file_text(stack.env))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KUBERAY_BQ_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kuberay_provider.pipelines.seed", "--env-file", str(env_file), "--rows", str(ROWS),
+         "--end", END.isoformat()],
+        env=clean, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def airflow_home() -> Path:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}, timeout=300)
+    return home
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _java_descendants() -> list[int]:
+    return [p.pid for p in psutil.Process().children(recursive=True) if "java" in " ".join(_cmdline(p))]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _list(stack: LocalStack, plural: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{stack.api_url}/apis/ray.io/v1/{plural}", timeout=10) as resp:
+        return json.loads(resp.read())["items"]
+
+
+def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp_path, capfd) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from kuberay_provider.bigquery.clients import bigquery_client
+
+    for key, value in stack.env.items():  # the connection and the DAG's Variables, as DIR/env carries them
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("SPARK_LOCAL_DIRS", str(tmp_path / "spark"))
+    bag = DagBag(dag_folder=str(REPO / "dags" / "ray_retraining.py"))
+    assert bag.import_errors == {}
+    dag = bag.get_dag("ray_retraining")
+
+    started = time.monotonic()
+    dag_run = run_dag(dag, logical_date=END)
+    seconds = time.monotonic() - started
+    out, err = capfd.readouterr()
+    states = task_states(dag_run)
+    assert states == {f"{GROUP}.choose_etl": "success", f"{GROUP}.etl_local": "success",
+                      f"{GROUP}.etl_spark_operator": "skipped", f"{GROUP}.train": "success",
+                      f"{GROUP}.confirm_teardown": "success"}, (out + err)[-6000:]
+
+    # ETL: every seeded event of the 8-week window read, one feature row per active customer written.
+    etl = xcom(dag_run, f"{GROUP}.etl_local")
+    etl = json.loads(etl) if isinstance(etl, str) else etl
+    assert etl["events_read"] == seeded["rows"]["events"] > ROWS * 0.8
+    assert etl["end"] == END.isoformat() and etl["features_table"] == "local-project.churn.features"
+    client = bigquery_client(stack.bigquery_emulator.config)
+
+    def scalar(sql: str) -> Any:
+        return next(iter(client.query(sql).result()))[0]
+
+    features = scalar("SELECT COUNT(*) FROM `local-project.churn.features`")
+    assert features == etl["rows"] and 0.5 * seeded["rows"]["customers"] < features <= seeded["rows"]["customers"]
+    labelled = scalar("SELECT COUNT(*) FROM `local-project.churn.features` WHERE label IN (0, 1)")
+    assert labelled == features
+
+    # Training: metrics per split for this run, a learnable signal, a prediction per feature row, a saved model.
+    metrics = {row["split"]: dict(row) for row in client.query(
+        "SELECT split, rows, auc, logloss, accuracy, num_workers FROM `local-project.churn.metrics` "
+        f"WHERE run_id = '{dag_run.run_id}'").result()}  # fmt: skip
+    assert set(metrics) == {"train", "holdout"}
+    assert metrics["train"]["rows"] + metrics["holdout"]["rows"] == features
+    assert metrics["holdout"]["auc"] > 0.7 and 0 < metrics["holdout"]["logloss"] < 0.7, metrics
+    assert metrics["holdout"]["num_workers"] == 2
+    predictions = scalar(f"SELECT COUNT(*) FROM `local-project.churn.predictions` WHERE run_id = '{dag_run.run_id}'")
+    assert predictions == features
+    bad = scalar("SELECT COUNT(*) FROM `local-project.churn.predictions` "
+                 "WHERE churn_probability < 0 OR churn_probability > 1 OR predicted_churn NOT IN (0, 1)")
+    assert bad == 0
+    model = stack.model_root / END.strftime("%Y%m%d") / "model.json"
+    assert model.is_file() and json.loads((model.parent / "metadata.json").read_text())["run_id"] == dag_run.run_id
+    assert '"job": "churn_train"' in out + err  # the driver's summary was streamed into the task log
+
+    # Teardown: the RayJob succeeded and is kept (cleanup_policy on_failure); no cluster, no Ray or Java process.
+    train = xcom(dag_run, f"{GROUP}.train")
+    assert train["job_status"] == "SUCCEEDED" and train["deployment_status"] == "Complete"
+    assert [j["metadata"]["name"] for j in _list(stack, "rayjobs")] == [train["name"]]
+    assert _list(stack, "rayclusters") == []
+    assert stack.ray_pids() == [] and stack.leftover_ray_pids() == []
+    assert _java_descendants() == []
+    per_task = " ".join(f"{ti.task_id.split('.')[-1]}={ti.duration or 0:.1f}s" for ti in dag_run.get_task_instances())
+    print(f"ray_retraining end to end: {seconds:.1f}s ({per_task}); {etl['events_read']} events, {features} features, "
+          f"holdout AUC {metrics['holdout']['auc']:.3f}")
