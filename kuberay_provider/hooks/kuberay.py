@@ -13,7 +13,8 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
@@ -53,6 +54,18 @@ REQUEST_TIMEOUT = 30.0
 #: Sent with every request so API audit logs (and the RBAC test) can tell the provider's calls apart.
 USER_AGENT = f"airflow-provider-kuberay/{__version__}"
 StatusCallback = Callable[[RayJobStatus], None]
+
+
+def request_timeout_from(extras: Mapping[str, Any]) -> float:
+    """The ``request_timeout`` connection extra (seconds, > 0), else :data:`REQUEST_TIMEOUT`."""
+    value = extras.get("request_timeout", REQUEST_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not seconds > 0:
+        raise InvalidParameterError("request_timeout", value, "must be a positive number of seconds (connection extra)")
+    return seconds
 
 
 class RayJobWaitTimeout(TimeoutError):
@@ -149,6 +162,11 @@ class KubeRayHook(KubernetesHook):
         api_client.user_agent = USER_AGENT
         return api_client
 
+    @cached_property
+    def request_timeout(self) -> float:
+        """Seconds one API request may take: the connection's ``request_timeout`` extra, else 30."""
+        return request_timeout_from(self.conn_extras)
+
     def _call(self, fn: Callable[[], Any]) -> Any:
         return call_with_retry(fn, classify_sync_error, self.retry, log=self.log)
 
@@ -163,7 +181,7 @@ class KubeRayHook(KubernetesHook):
         api = self.custom_object_client
         try:
             obj = self._call(lambda: api.create_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, body, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, body, _request_timeout=self.request_timeout))
             return obj, True
         except Exception as exc:
             if _status_of(exc, classify_sync_error) != 409:
@@ -179,7 +197,7 @@ class KubeRayHook(KubernetesHook):
         api = self.custom_object_client
         try:
             return self._call(lambda: api.get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=self.request_timeout))
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
                 return None
@@ -192,10 +210,10 @@ class KubeRayHook(KubernetesHook):
         if namespace:
             result = self._call(lambda: api.list_namespaced_custom_object(
                 c.RAY_GROUP, c.RAY_VERSION, namespace, plural, label_selector=label_selector,
-                _request_timeout=REQUEST_TIMEOUT))
+                _request_timeout=self.request_timeout))
         else:
             result = self._call(lambda: api.list_cluster_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, plural, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, plural, label_selector=label_selector, _request_timeout=self.request_timeout))
         return list(result.get("items") or [])
 
     def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
@@ -206,7 +224,7 @@ class KubeRayHook(KubernetesHook):
         try:
             self._call(lambda: api.delete_namespaced_custom_object(
                 c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, body=body,
-                _request_timeout=REQUEST_TIMEOUT))
+                _request_timeout=self.request_timeout))
             return True
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
@@ -317,7 +335,7 @@ class KubeRayHook(KubernetesHook):
         """A single GET (no retries: the waiter decides about retries)."""
         try:
             return self.custom_object_client.get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT)
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=self.request_timeout)
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
                 return None
@@ -328,12 +346,12 @@ class KubeRayHook(KubernetesHook):
         """Pods as plain dicts (camelCase, as the API returns them)."""
         api = self.core_v1_client
         response = self._call(lambda: api.list_namespaced_pod(
-            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            namespace, label_selector=label_selector, _preload_content=False, _request_timeout=self.request_timeout))
         return list(json.loads(response.data).get("items") or [])
 
     def read_pod_log(self, name: str, namespace: str, container: str | None = None, tail_lines: int | None = None) -> str:
         api = self.core_v1_client
-        kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
+        kwargs: dict[str, Any] = {"_request_timeout": self.request_timeout, "_preload_content": False}
         if container:
             kwargs["container"] = container
         if tail_lines:
@@ -362,7 +380,7 @@ class KubeRayHook(KubernetesHook):
         """core/v1 Events of ``namespace`` matching ``field_selector`` (default: Warning events)."""
         api = self.core_v1_client
         response = self._call(lambda: api.list_namespaced_event(
-            namespace, field_selector=field_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            namespace, field_selector=field_selector, _preload_content=False, _request_timeout=self.request_timeout))
         return list(json.loads(response.data).get("items") or [])
 
     def read_submitter_job(self, rayjob_name: str, namespace: str) -> dict[str, Any] | None:
@@ -370,7 +388,7 @@ class KubeRayHook(KubernetesHook):
         api = self.batch_v1_client
         try:
             response = self._call(lambda: api.read_namespaced_job(
-                rayjob_name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                rayjob_name, namespace, _preload_content=False, _request_timeout=self.request_timeout))
         except Exception as exc:
             if _status_of(exc, classify_sync_error) == 404:
                 return None
@@ -446,12 +464,15 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         super().__init__(*args, **kwargs)
         self.retry = retry or RetryPolicy()
         self._secrets_masked = False
+        self.request_timeout = REQUEST_TIMEOUT  # the connection's ``request_timeout`` once get_conn() read it
 
     @contextlib.asynccontextmanager
     async def get_conn(self) -> AsyncIterator[Any]:
         """The cncf hook's async API client, identified by the provider's User-Agent."""
         if not self._secrets_masked:
-            mask_connection_secrets(await self.get_conn_extras(), default_kubeconfig_paths(self.config_file))
+            extras = await self.get_conn_extras()
+            mask_connection_secrets(extras, default_kubeconfig_paths(self.config_file))
+            self.request_timeout = request_timeout_from(extras)
             self._secrets_masked = True
         async with super().get_conn() as api_client:
             api_client.user_agent = USER_AGENT
@@ -470,7 +491,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         plural = _checked(kind, name, namespace)
         try:
             return await self._call(lambda api: client.CustomObjectsApi(api).get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT))
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=self.request_timeout))
         except Exception as exc:
             if _status_of(exc, classify_async_error) == 404:
                 return None
@@ -485,7 +506,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         plural = _checked(kind, None, namespace)
         result = await self._call(lambda api: client.CustomObjectsApi(api).list_namespaced_custom_object(
             c.RAY_GROUP, c.RAY_VERSION, namespace, plural, label_selector=label_selector,
-            _request_timeout=REQUEST_TIMEOUT))
+            _request_timeout=self.request_timeout))
         return list(result.get("items") or [])
 
     async def delete_object(self, kind: str, name: str, namespace: str, propagation: str = "Foreground") -> bool:
@@ -496,7 +517,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
         try:
             await self._call(lambda api: client.CustomObjectsApi(api).delete_namespaced_custom_object(
                 c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, body=body,
-                _request_timeout=REQUEST_TIMEOUT))
+                _request_timeout=self.request_timeout))
             return True
         except Exception as exc:
             if _status_of(exc, classify_async_error) == 404:
@@ -511,7 +532,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
         async def list_raw(api):
             response = await araise_for_status(await client.CoreV1Api(api).list_namespaced_pod(
-                namespace, label_selector=label_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                namespace, label_selector=label_selector, _preload_content=False, _request_timeout=self.request_timeout))
             return json.loads(await response.read())
 
         return list((await self._call(list_raw)).get("items") or [])
@@ -522,7 +543,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
         async def list_raw(api):
             response = await araise_for_status(await client.CoreV1Api(api).list_namespaced_event(
-                namespace, field_selector=field_selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                namespace, field_selector=field_selector, _preload_content=False, _request_timeout=self.request_timeout))
             return json.loads(await response.read())
 
         return list((await self._call(list_raw)).get("items") or [])
@@ -531,7 +552,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
                            tail_lines: int | None = None) -> str:
         from kubernetes_asyncio import client
 
-        kwargs: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
+        kwargs: dict[str, Any] = {"_request_timeout": self.request_timeout, "_preload_content": False}
         if container:
             kwargs["container"] = container
         if tail_lines:
@@ -592,7 +613,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
         try:
             return await client.CustomObjectsApi(api).get_namespaced_custom_object(
-                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT)
+                c.RAY_GROUP, c.RAY_VERSION, namespace, plural, name, _request_timeout=self.request_timeout)
         except Exception as exc:
             if _status_of(exc, classify_async_error) == 404:
                 return None
@@ -643,7 +664,7 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
         async def read(api):
             response = await araise_for_status(await client.BatchV1Api(api).read_namespaced_job(
-                rayjob_name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                rayjob_name, namespace, _preload_content=False, _request_timeout=self.request_timeout))
             return json.loads(await response.read())
 
         try:

@@ -186,8 +186,14 @@ def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_st
     assert_nothing_left(rayjobs_kept=1)
 
 
-def test_responses_slower_than_the_client_timeout_are_retried(kube, local_stack, namespace, assert_nothing_left):
-    local_stack.server.faults.delay(35, method="POST", path_contains="/rayjobs")  # beyond the 30 s request timeout
+def test_responses_slower_than_the_client_timeout_are_retried(kube, local_stack, namespace, monkeypatch,
+                                                              assert_nothing_left):
+    import json
+
+    conn = json.loads(local_stack.env["AIRFLOW_CONN_KUBERNETES_DEFAULT"])
+    conn["extra"]["request_timeout"] = 5  # the connection's per-request timeout (default 30 s)
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(conn))
+    local_stack.server.faults.delay(8, method="POST", path_contains="/rayjobs")  # beyond the request timeout
     run = _run_one("fault_slow", namespace, "python -c \"print('ok')\"")
     assert task_states(run) == {"train": "success"}
     assert xcom(run, "train")["job_status"] == "SUCCEEDED"

@@ -155,3 +155,20 @@ async def test_async_sleep_does_not_block_the_loop():
 
     result, _ = await asyncio.gather(acall_with_retry(call, classify, RetryPolicy(base=0.01, jitter=0)), ticker())
     assert result == "ok" and len(ticks) == 3
+
+
+@pytest.mark.parametrize(("extras", "expected"), [({}, 30.0), ({"request_timeout": 5}, 5.0), ({"request_timeout": "2.5"}, 2.5)])
+def test_request_timeout_comes_from_the_connection(extras, expected):
+    from kuberay_provider.hooks.kuberay import request_timeout_from
+
+    assert request_timeout_from(extras) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True, None])
+def test_bad_request_timeout_is_refused_naming_it(value):
+    from kuberay_provider.errors import InvalidParameterError
+    from kuberay_provider.hooks.kuberay import request_timeout_from
+
+    with pytest.raises(InvalidParameterError) as err:
+        request_timeout_from({"request_timeout": value})
+    assert err.value.parameter == "request_timeout"
