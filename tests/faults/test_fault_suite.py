@@ -151,18 +151,28 @@ def test_worker_sigkill_then_rerun_submits_exactly_one_ray_job(kube, local_stack
 
 # -- API-side faults -----------------------------------------------------------------------------------------
 def test_bursts_of_429_500_503_are_retried(kube, local_stack, namespace, assert_nothing_left):
+    """The provider meets each burst itself: 429s on its first list, 500s on the create, 503s on the watch it must
+    re-open mid-wait. The in-process checks below keep the test's own HTTP calls from eating the faults."""
+    from kuberay_provider.hooks.kuberay import USER_AGENT
+
     faults = local_stack.server.faults
+    rayjobs = f"/namespaces/{namespace}/rayjobs"
 
-    def bursts():
-        wait_until(lambda: _running(kube, namespace), timeout=180)
-        for status in (429, 500, 503):
-            faults.fail_next(3, status, path_contains=f"/namespaces/{namespace}/")
+    def burst_mid_wait():
+        wait_until(lambda: local_stack.controller.running_clusters(), timeout=180)  # no HTTP: cannot eat a fault
+        faults.fail_next(3, 503, path_contains=rayjobs)
+        faults.drop_watches()  # the wait has to reconnect through the 503s
 
-    faults.fail_next(3, 429, method="GET", path_contains="/rayjobs")  # the initial list of earlier tries
-    helper = in_background(bursts)
+    faults.fail_next(3, 429, method="GET", path_contains=rayjobs)  # the list of earlier tries
+    faults.fail_next(2, 500, method="POST", path_contains=rayjobs)  # the create
+    helper = in_background(burst_mid_wait)
     run = _run_one("fault_bursts", namespace, "python -c \"import time; time.sleep(10); print('ok')\"")
     join_checked(helper)
+    faults.clear()
     assert task_states(run) == {"train": "success"}
+    met = [r.status for r in local_stack.server.requests if r.user_agent == USER_AGENT and rayjobs in r.path]
+    assert {429, 500, 503} <= set(met), met  # the provider was answered with each kind of error, and recovered
+    assert met.count(201) == 1  # one RayJob created despite the failed POSTs
     assert_nothing_left(rayjobs_kept=1)
 
 
@@ -182,6 +192,7 @@ def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_st
     join_checked(helper)
     assert task_states(run) == {"train": "success"}
     during = [r for r in local_stack.server.requests[window["index"]:] if r.external and r.status == 503]
+    print(f"requests answered 503 during the 60 s outage: {len(during)}")
     assert 0 < len(during) < 60, len(during)  # backed off: well under one request per second
     assert_nothing_left(rayjobs_kept=1)
 

@@ -17,11 +17,13 @@ import yaml
 from kuberay_provider.local import podlogs, sparksubmit
 from kuberay_provider.local.sparkapps import GROUP, PLURAL, VERSION
 from tests.integration.airflow_support import run_dag, task_states, wait_until
-from tests.integration.conftest import airflow_db  # noqa: F401  (fixture)
+from tests.integration.conftest import TEST_USER_AGENT, airflow_db  # noqa: F401  (fixture)
 
 SPARK_DIR = Path(__file__).parent / "spark"
 MANIFEST = SPARK_DIR / "spark_application.yaml"
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+#: Namespaces where SparkKubernetesOperator ran in this module (audited against deploy/rbac.yaml at the end).
+OPERATOR_NAMESPACES: list[str] = []
 
 
 # ----------------------------------------------------------------- helpers
@@ -40,6 +42,7 @@ def k8s(local_stack):
     from kubernetes import client, config
 
     api = config.new_client_from_config(str(local_stack.kubeconfig_path))
+    api.user_agent = TEST_USER_AGENT  # so the RBAC audit below can tell the test's own inspection apart
     return client.CustomObjectsApi(api), client.CoreV1Api(api)
 
 
@@ -228,6 +231,7 @@ def airflow_env(local_stack, airflow_db, monkeypatch):  # noqa: F811
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_spark_kubernetes_operator_completes_and_logs_driver_output(airflow_env, k8s, namespace, capfd, deferrable):
     custom, core = k8s
+    OPERATOR_NAMESPACES.append(namespace)
     started = time.monotonic()
     dag_run = run_dag(_spark_dag(f"spark_ok_{deferrable}", namespace, "count_range.py", ["1000"], deferrable))
     elapsed = time.monotonic() - started
@@ -244,6 +248,7 @@ def test_spark_kubernetes_operator_completes_and_logs_driver_output(airflow_env,
 @pytest.mark.slow
 def test_spark_kubernetes_operator_fails_with_a_failing_driver(airflow_env, k8s, namespace, capfd):
     custom, _ = k8s
+    OPERATOR_NAMESPACES.append(namespace)
     dag_run = run_dag(_spark_dag("spark_fail", namespace, "fail_fast.py", []))
     out, err = capfd.readouterr()
     assert task_states(dag_run) == {"etl": "failed"}
@@ -251,3 +256,21 @@ def test_spark_kubernetes_operator_fails_with_a_failing_driver(airflow_env, k8s,
     assert "ExitCode: 2" in out + err or "returned a failure" in out + err
     [app] = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
     assert app["status"]["applicationState"]["state"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_zz_spark_role_grants_exactly_what_spark_kubernetes_operator_used(local_stack):
+    """Runs last in this module: every request SparkKubernetesOperator made above (sync success, sync failure,
+    deferrable success: the retraining pipeline's ``spark_operator`` ETL step) is granted by the
+    ``airflow-kuberay-spark`` Role of deploy/rbac.yaml, and every rule of that Role was needed."""
+    from tests.security.rbac import SPARK_ROLE, allowed_rules, requests_as_rbac
+
+    if len(OPERATOR_NAMESPACES) < 3:
+        pytest.skip("audits the SparkKubernetesOperator runs of the tests above; run it together with them")
+    records = [r for r in local_stack.server.requests if r.external and r.user_agent != TEST_USER_AGENT
+               and any(f"/namespaces/{ns}/" in r.path for ns in OPERATOR_NAMESPACES)]
+    used = requests_as_rbac(records)
+    print("SparkKubernetesOperator used:", sorted(used))
+    granted = allowed_rules(role=SPARK_ROLE)
+    assert used - granted == set(), f"{SPARK_ROLE} lacks rules SparkKubernetesOperator needs: {sorted(used - granted)}"
+    assert granted - used == set(), f"{SPARK_ROLE} grants rules SparkKubernetesOperator never used: {sorted(granted - used)}"

@@ -1,6 +1,9 @@
 """``dags/ray_retraining.py`` end to end on an in-process local stack with the BigQuery emulator: seed → Spark ETL
 (local Spark) → XGBoost on a transient local Ray cluster (RayJob) → metrics/predictions in BigQuery → teardown
-confirmed. One run, 20k events; everything is real (emulator over REST/gRPC, Spark, Ray, the Airflow DAG file)."""
+confirmed. One run, 20k events; everything is real (emulator over REST/gRPC, Spark, Ray, the Airflow DAG file).
+
+It is also the test of the two jobs themselves (the DAG runs them exactly as shipped): the ETL's features and labels
+are compared with an independent pandas computation, and the trained model is loaded back with xgboost."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import psutil
 import pytest
 
 from kuberay_provider.local.stack import LocalStack
+from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 from tests.integration.airflow_support import run_dag, task_states, xcom
 
 pytestmark = pytest.mark.slow
@@ -83,6 +87,20 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return []
 
 
+def _expected_features(rows: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Labels and event counts per customer for the DAG's window (8 weeks before ``END``, the last 7 days label)."""
+    from datetime import timedelta
+
+    from kuberay_provider.pipelines.seed import generate
+
+    events = generate(rows, end=END).events.to_pandas()
+    start, cutoff = END - timedelta(weeks=8), END - timedelta(days=7)
+    history = events[(events.event_ts >= start) & (events.event_ts < cutoff)]
+    later = set(events[(events.event_ts >= cutoff) & (events.event_ts < END)].customer_id)
+    counts = history.groupby("customer_id").size().to_dict()
+    return {int(c): int(c not in later) for c in counts}, {int(c): int(n) for c, n in counts.items()}
+
+
 def _list(stack: LocalStack, plural: str) -> list[dict[str, Any]]:
     import urllib.request
 
@@ -103,6 +121,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     assert bag.import_errors == {}
     dag = bag.get_dag("ray_retraining")
 
+    java_before = set(_java_descendants())  # e.g. the session Spark of tests/bigquery, when the whole suite runs
     started = time.monotonic()
     dag_run = run_dag(dag, logical_date=END)
     seconds = time.monotonic() - started
@@ -126,6 +145,14 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     assert features == etl["rows"] and 0.5 * seeded["rows"]["customers"] < features <= seeded["rows"]["customers"]
     labelled = scalar("SELECT COUNT(*) FROM `local-project.churn.features` WHERE label IN (0, 1)")
     assert labelled == features
+    # The ETL's labels and counts equal an independent pandas computation over the seed's own (deterministic) data.
+    labels, counts = _expected_features(ROWS)
+    rows = client.list_rows("local-project.churn.features").to_arrow(create_bqstorage_client=False).to_pylist()
+    assert set(FEATURE_COLUMNS) | {LABEL_COLUMN, "customer_id", "snapshot_ts"} <= set(rows[0])
+    assert {r["customer_id"]: r[LABEL_COLUMN] for r in rows} == labels
+    assert {r["customer_id"]: r["n_events"] for r in rows} == counts
+    assert all(r["recency_days"] >= 0 and r["n_sessions"] <= r["n_events"] for r in rows)
+    assert 0.05 < etl["churn_rate"] < 0.8  # both classes present in a realistic mix
 
     # Training: metrics per split for this run, a learnable signal, a prediction per feature row, a saved model.
     metrics = {row["split"]: dict(row) for row in client.query(
@@ -141,7 +168,13 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
                  "WHERE churn_probability < 0 OR churn_probability > 1 OR predicted_churn NOT IN (0, 1)")
     assert bad == 0
     model = stack.model_root / END.strftime("%Y%m%d") / "model.json"
-    assert model.is_file() and json.loads((model.parent / "metadata.json").read_text())["run_id"] == dag_run.run_id
+    metadata = json.loads((model.parent / "metadata.json").read_text())
+    assert metadata["run_id"] == dag_run.run_id and metadata["features"] == list(FEATURE_COLUMNS)
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(str(model))  # a real, loadable model over exactly the feature columns
+    assert booster.num_features() == len(FEATURE_COLUMNS)
     assert '"job": "churn_train"' in out + err  # the driver's summary was streamed into the task log
 
     # Teardown: the RayJob succeeded and is kept (cleanup_policy on_failure); no cluster, no Ray or Java process.
@@ -150,7 +183,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     assert [j["metadata"]["name"] for j in _list(stack, "rayjobs")] == [train["name"]]
     assert _list(stack, "rayclusters") == []
     assert stack.ray_pids() == [] and stack.leftover_ray_pids() == []
-    assert _java_descendants() == []
+    assert set(_java_descendants()) - java_before == set()  # the ETL's Spark JVM is gone
     per_task = " ".join(f"{ti.task_id.split('.')[-1]}={ti.duration or 0:.1f}s" for ti in dag_run.get_task_instances())
     print(f"ray_retraining end to end: {seconds:.1f}s ({per_task}); {etl['events_read']} events, {features} features, "
           f"holdout AUC {metrics['holdout']['auc']:.3f}")

@@ -2,7 +2,7 @@
 
 What the Roles must contain is checked against real request logs elsewhere
 (tests/integration/test_rayjob_lifecycle.py::test_zz_rbac_role_grants_exactly_what_the_provider_used and
-tests/security/test_spark_rbac.py); here only what they must never contain.
+tests/local/test_sparkapps.py); here only what they must never contain.
 """
 
 from __future__ import annotations
