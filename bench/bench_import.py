@@ -18,6 +18,7 @@ CASES = {
     "kuberay_provider.operators.rayjob": "import kuberay_provider.operators.rayjob",
     "kuberay_provider.sensors.rayjob": "import kuberay_provider.sensors.rayjob",
     "dags/example_rayjob.py (whole DAG file)": "import runpy; runpy.run_path('dags/example_rayjob.py')",
+    "dags/ray_retraining.py (whole DAG file)": "import runpy; runpy.run_path('dags/ray_retraining.py')",
     "reference: cncf KubernetesPodOperator": "import airflow.providers.cncf.kubernetes.operators.pod",
 }
 TIMER = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"

@@ -347,8 +347,6 @@ def test_cli_rejects_a_port_above_65535(capsys: pytest.CaptureFixture[str]) -> N
         cli.build_parser().parse_args(["up", "--port", "70000"])
 
 
-@pytest.mark.xfail(strict=True, reason="GAP (bigquery/storage.py TableRef.parse): backticks, ';' and spaces are "
-                                       "accepted and end up inside back-quoted DDL. Reported to the lead")
 @pytest.mark.parametrize("name", ["raw.events` AS SELECT 1; --", "raw.ev;ents", "ra w.events"])
 def test_table_names_that_would_break_out_of_sql_quoting_are_refused(name: str) -> None:
     with pytest.raises(InvalidParameterError):

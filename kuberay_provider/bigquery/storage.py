@@ -18,6 +18,7 @@ Writes are all-or-nothing:
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ TEMP_DATASET = "kuberay_tmp"
 
 
 # ---------------------------------------------------------------------------- table names
+_NAME_RULES = (re.compile(r"[a-z0-9][a-z0-9-]{0,62}"), re.compile(r"[A-Za-z0-9_]{1,1024}"), re.compile(r"[\w-]{1,1024}"))
+_NAME_RULE_TEXT = (
+    "the project id must be lower-case letters, digits and '-'",
+    "the dataset name must be letters, digits and '_'",
+    "the table name must be letters, digits, '_' and '-' (no spaces, quotes or ';')",
+)
+
+
 @dataclass(frozen=True)
 class TableRef:
     """A fully qualified table: ``project.dataset.table``."""
@@ -59,6 +68,10 @@ class TableRef:
             parts.insert(0, config.project)
         if len(parts) != 3 or not all(parts):
             raise InvalidParameterError(parameter, table, "must be 'dataset.table' or 'project.dataset.table'")
+        # The names end up back-quoted in SQL (CREATE OR REPLACE TABLE, MERGE): nothing that could leave the quotes.
+        for part, pattern, rule in zip(parts, _NAME_RULES, _NAME_RULE_TEXT, strict=True):
+            if not pattern.fullmatch(part):
+                raise InvalidParameterError(parameter, table, rule)
         return cls(*parts)
 
     @property
