@@ -6,6 +6,7 @@ Unlike ``ray.data.read_bigquery`` these take a :class:`BigQueryConfig`, so they 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,18 @@ def _read_blocks(config: BigQueryConfig, plan: storage.ReadPlan, stream: str) ->
         yield pa.Table.from_batches(pending, schema=plan.schema)
 
 
+def default_parallelism() -> int:
+    """Read streams requested when ``read_bigquery`` gets no ``parallelism``: one per CPU of the Ray cluster.
+
+    (This machine's CPUs when Ray is not initialised yet.) Without it a read would ask for one stream and run
+    as one Ray task, however large the table and the cluster.
+    """
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else os.cpu_count() or 1
+    return max(1, int(cpus))
+
+
 def read_bigquery(
     *,
     table: str | None = None,
@@ -115,7 +128,8 @@ def read_bigquery(
         columns: columns to read (pushed down; the Dataset has them in this order).
         row_filter: a BigQuery SQL boolean expression (``row_restriction``), e.g. ``"label = 1 AND ts > '2024-01-01'"``.
         config: connection settings; default :meth:`BigQueryConfig.from_env`.
-        parallelism: number of read streams / Ray read tasks requested (BigQuery may return fewer).
+        parallelism: number of read streams / Ray read tasks requested (BigQuery may return fewer);
+            default :func:`default_parallelism` (one per CPU of the Ray cluster).
     """
     if (table is None) == (query is None):
         raise InvalidParameterError("table/query", {"table": table, "query": query}, "give exactly one of table= or query=")
@@ -124,8 +138,9 @@ def read_bigquery(
     config = _resolve(config)
     if query is not None:
         table = storage.materialize_query(config, query).id
-    source = BigQueryDatasource(config, table, columns=columns, row_filter=row_filter, max_streams=parallelism)
-    plan = source._read_plan(parallelism or 0)  # created on the driver so bad input fails here, not in a task
+    streams = parallelism or default_parallelism()
+    source = BigQueryDatasource(config, table, columns=columns, row_filter=row_filter, max_streams=streams)
+    plan = source._read_plan(streams)  # created on the driver so bad input fails here, not in a task
     return read_datasource(source, override_num_blocks=max(1, len(plan.streams)))
 
 

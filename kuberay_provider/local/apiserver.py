@@ -264,6 +264,9 @@ class KubeAPIServer:
             response = await handler(request)
         except ApiError as err:
             response = _error_response(err)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self._record(request, 200, external)  # a stream (watch, log follow) the client closed: it was served
+            raise
         self._record(request, response.status, external)
         return response
 

@@ -78,7 +78,7 @@ class RayClusterReconciler:
         """Stop Ray for vanished/deleting RayClusters, then reconcile the others."""
         live = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in clusters
                 if not c["metadata"].get("deletionTimestamp")}
-        for key in list(self.runtime.running()):
+        for key in self.runtime.active():
             cluster = self.runtime.get(key)
             rc = live.get(key)
             if rc is None or (cluster is not None and rc["metadata"]["uid"] != cluster.owner_uid):

@@ -58,8 +58,9 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.submitters.close()
-        for key in list(self.runtime.running()):
+        for key in self.runtime.active():
             await self.rayclusters.stop(key)
+        await asyncio.to_thread(self.runtime.stop_all)  # including stops a cancelled reconcile pass left running
         await self.kube.close()
 
     def running_clusters(self) -> dict[tuple[str, str], list[int]]:

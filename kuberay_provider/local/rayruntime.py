@@ -178,6 +178,10 @@ class RayRuntime:
         # (pid, create time) of every process seen when stopping a cluster: PIDs and process groups are reused.
         self.seen: set[tuple[int, float]] = set()
         self._lock = threading.Lock()
+        # Clusters whose stop is in progress (already gone from ``clusters``, so the name can be reused at once, but
+        # their processes may still be dying): running() reports them and stop_all() waits for them.
+        self._stopping: list[LocalRayCluster] = []
+        self._stopped = threading.Condition(self._lock)
 
     def has_capacity(self) -> bool:
         """Whether one more cluster may start now."""
@@ -254,10 +258,16 @@ class RayRuntime:
         """Stop a cluster: SIGTERM its process groups, wait, SIGKILL stragglers. Returns the seconds it took."""
         with self._lock:
             cluster = self.clusters.pop(key, None)
-        if cluster is None:
-            return 0.0
-        with cluster.lock:
-            elapsed = self._stop(cluster, timeout)
+            if cluster is None:
+                return 0.0
+            self._stopping.append(cluster)
+        try:
+            with cluster.lock:
+                elapsed = self._stop(cluster, timeout)
+        finally:
+            with self._lock:
+                self._stopping.remove(cluster)
+                self._stopped.notify_all()
         self.stop_seconds.append(elapsed)
         return elapsed
 
@@ -288,16 +298,23 @@ class RayRuntime:
         shutil.rmtree(cluster.temp_dir, ignore_errors=True)
         return time.monotonic() - began
 
-    def stop_all(self) -> None:
-        """Stop every cluster."""
+    def stop_all(self, timeout: float = 60.0) -> None:
+        """Stop every cluster, and wait for stops already in progress in other threads."""
         for key in list(self.clusters):
             self.stop(key)
+        with self._lock:
+            self._stopped.wait_for(lambda: not self._stopping, timeout)
+
+    def active(self) -> list[tuple[str, str]]:
+        """``(namespace, raycluster)`` of the clusters running now (not those being stopped)."""
+        with self._lock:
+            return list(self.clusters)
 
     def leftover_pids(self) -> list[int]:
         """Live processes of any cluster this runtime ever started: members of running clusters' process groups,
         processes seen when stopping a cluster that still run, and anything naming one of its temp dirs."""
         with self._lock:
-            groups = {p.pid for c in self.clusters.values() for p in c.processes}
+            groups = {p.pid for c in [*self.clusters.values(), *self._stopping] for p in c.processes}
         left = set(_scan(groups, {str(d) for _, d in self.started}))
         for pid, created in self.seen:
             with contextlib.suppress(psutil.Error):
@@ -307,7 +324,11 @@ class RayRuntime:
         return sorted(left)
 
     def running(self) -> dict[tuple[str, str], list[int]]:
-        """``{(namespace, raycluster): [pids]}`` of the clusters running now."""
+        """``{(namespace, raycluster): [pids]}`` of the clusters running now or still being stopped: it is empty only
+        once every process of every stopped cluster is gone."""
         with self._lock:
-            clusters = list(self.clusters.values())
-        return {c.key: c.pids() for c in clusters}
+            clusters = [*self.clusters.values(), *self._stopping]
+        running: dict[tuple[str, str], list[int]] = {}
+        for cluster in clusters:
+            running.setdefault(cluster.key, []).extend(cluster.pids())
+        return running
