@@ -72,6 +72,34 @@ def register(spark: Any) -> None:
     spark.conf.set("spark.sql.python.filterPushdown.enabled", "true")
 
 
+def stop_spark(spark: Any, timeout: float = 20.0) -> None:
+    """Stop ``spark`` and the py4j gateway JVM behind it.
+
+    ``SparkSession.stop()`` leaves the gateway JVM running until the Python interpreter exits; a long-lived driver
+    process (a test session, a notebook, a benchmark) that starts several sessions would keep one JVM per session.
+    """
+    import contextlib
+
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    spark.stop()
+    proc = getattr(gateway, "proc", None)
+    if gateway is not None:
+        with contextlib.suppress(Exception):
+            gateway.shutdown()
+    if proc is not None:
+        with contextlib.suppress(Exception):
+            proc.stdin.close()  # the gateway JVM exits when its stdin closes
+        try:
+            proc.wait(timeout)
+        except Exception:
+            proc.kill()
+            proc.wait(5)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
 def _option(options: dict[str, str], key: str) -> str | None:
     for k, v in options.items():
         if k.lower() == key:

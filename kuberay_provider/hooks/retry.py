@@ -52,15 +52,24 @@ def call_with_retry(fn: Callable[[], T], classify: Classifier, policy: RetryPoli
         try:
             return fn()
         except Exception as exc:
-            failure = classify(exc)
-            if failure is None or not failure.retryable or attempt == policy.attempts:
+            delay = _retry_delay(exc, classify, policy, attempt, log)
+            if delay is None:
                 raise
-            delay = policy.delay(attempt)
-            if log:
-                log.warning("Kubernetes API call failed (%s); retry %d/%d in %.1fs",
-                            failure.message, attempt, policy.attempts - 1, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _retry_delay(exc: Exception, classify: Classifier, policy: RetryPolicy, attempt: int, log) -> float | None:
+    """The backoff before the next attempt after ``exc``, or ``None`` when ``exc`` must be re-raised (the decision
+    both :func:`call_with_retry` and :func:`acall_with_retry` make)."""
+    failure = classify(exc)
+    if failure is None or not failure.retryable or attempt == policy.attempts:
+        return None
+    delay = policy.delay(attempt)
+    if log:
+        log.warning("Kubernetes API call failed (%s); retry %d/%d in %.1fs",
+                    failure.message, attempt, policy.attempts - 1, delay)
+    return delay
 
 
 async def acall_with_retry(fn: Callable[[], Awaitable[T]], classify: Classifier, policy: RetryPolicy, *, log=None) -> T:
@@ -69,12 +78,8 @@ async def acall_with_retry(fn: Callable[[], Awaitable[T]], classify: Classifier,
         try:
             return await fn()
         except Exception as exc:
-            failure = classify(exc)
-            if failure is None or not failure.retryable or attempt == policy.attempts:
+            delay = _retry_delay(exc, classify, policy, attempt, log)
+            if delay is None:
                 raise
-            delay = policy.delay(attempt)
-            if log:
-                log.warning("Kubernetes API call failed (%s); retry %d/%d in %.1fs",
-                            failure.message, attempt, policy.attempts - 1, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")

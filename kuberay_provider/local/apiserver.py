@@ -43,6 +43,7 @@ JSON = dict[str, Any]
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 EXTERNAL = web.RequestKey("external", bool)
+RECORDED = web.RequestKey("recorded", bool)  # a stream (watch, log follow) is recorded when its headers go out
 KUBE_VERSION = {
     "major": "1",
     "minor": "33",
@@ -188,6 +189,7 @@ class KubeAPIServer:
         self._streams: set[web.StreamResponse] = set()
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(self._record_stream)
         self.app = app
 
     # ----------------------------------------------------------------- lifecycle
@@ -264,11 +266,16 @@ class KubeAPIServer:
             response = await handler(request)
         except ApiError as err:
             response = _error_response(err)
-        except (asyncio.CancelledError, ConnectionResetError):
-            self._record(request, 200, external)  # a stream (watch, log follow) the client closed: it was served
-            raise
-        self._record(request, response.status, external)
+        if not request.get(RECORDED):
+            self._record(request, response.status, external)
         return response
+
+    async def _record_stream(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Record a streamed response (watch, log follow) once it is served: its client may close it at any time,
+        and the handler only notices when it next writes."""
+        if type(response) is web.StreamResponse:
+            request[RECORDED] = True
+            self._record(request, response.status, request.get(EXTERNAL, True))
 
     def _record(self, request: web.Request, status: int, external: bool) -> None:
         self.requests.append(RequestRecord(request.method, request.path, dict(request.query), status, external,

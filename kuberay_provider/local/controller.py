@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from kuberay_provider.local.clusters import RayClusterReconciler
 from kuberay_provider.local.kube import Kube, KubeError
+from kuberay_provider.local.loops import ReconcileLoops
 from kuberay_provider.local.rayjobs import RayJobReconciler
 from kuberay_provider.local.rayruntime import RayRuntime
 from kuberay_provider.local.submitter import SubmitterJobs
@@ -41,22 +39,17 @@ class Controller:
         self.rayclusters = RayClusterReconciler(self.kube, self.runtime)
         self.submitters = SubmitterJobs(self.kube, self.runtime, base_dir / "logs", register_log)
         self.reconcile_count = 0
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.loops = ReconcileLoops(self.kube, ("rayjobs", "rayclusters", "jobs"), self.reconcile_once,
+                                    requeue_seconds=requeue_seconds, name="kuberay controller")
 
     async def start(self) -> None:
         """Open the client and start the watch and reconcile loops."""
         await self.kube.open()
-        self._tasks = [asyncio.create_task(self._watch(p)) for p in ("rayjobs", "rayclusters", "jobs")]
-        self._tasks.append(asyncio.create_task(self._loop()))
+        self.loops.start()
 
     async def stop(self) -> None:
         """Stop the loops and every local Ray cluster."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.loops.stop()
         await self.submitters.close()
         for key in self.runtime.active():
             await self.rayclusters.stop(key)
@@ -66,34 +59,6 @@ class Controller:
     def running_clusters(self) -> dict[tuple[str, str], list[int]]:
         """``{(namespace, raycluster): [pids]}`` of the local Ray clusters running now."""
         return self.runtime.running()
-
-    async def _watch(self, plural: str) -> None:
-        """Wake the reconcile loop on every change of ``plural`` (re-listing after any watch error)."""
-        while True:
-            try:
-                assert self.kube.session is not None
-                url = self.kube.url(plural)
-                async with self.kube.session.get(url, params={"watch": "true", "timeoutSeconds": "300"},
-                                                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
-                    async for line in resp.content:
-                        if line.strip() and json.loads(line).get("type") != "BOOKMARK":
-                            self._wake.set()
-            except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as err:
-                log.info("watch %s: %s", plural, err)
-                await asyncio.sleep(0.5)
-
-    async def _loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.requeue_seconds)
-            self._wake.clear()
-            try:
-                await self.reconcile_once()
-            except (KubeError, aiohttp.ClientError) as err:
-                log.warning("reconcile failed: %s", err)
-            except Exception:
-                log.exception("reconcile crashed")
-                await asyncio.sleep(1.0)
 
     async def reconcile_once(self) -> None:
         """Reconcile every RayJob, RayCluster and submitter Job, then collect garbage."""

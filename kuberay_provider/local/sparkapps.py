@@ -24,12 +24,10 @@ driver JVM), so ``status.executorState`` stays empty.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import copy
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,11 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from kuberay_provider.local import pods
 from kuberay_provider.local.apiserver import now_iso
 from kuberay_provider.local.kube import Kube, KubeError, owner_reference
+from kuberay_provider.local.loops import ReconcileLoops
 from kuberay_provider.local.podlogs import CRILogWriter
 from kuberay_provider.local.sparksubmit import (
     SparkProcess,
@@ -152,24 +149,19 @@ class SparkApplicationController:
         self.runs: dict[str, SparkRun] = {}
         self.sessions: set[int] = set()  # every spark-submit session ever started (leftover checks)
         self._seq = 0
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.loops = ReconcileLoops(self.kube, (PLURAL, "pods"), self.reconcile_once, requeue_seconds=requeue_seconds,
+                                    name="spark-operator")
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Open the client and start the watch and reconcile loops."""
         await self.kube.open()
-        self._tasks = [asyncio.create_task(self._watch(p)) for p in (PLURAL, "pods")]
-        self._tasks.append(asyncio.create_task(self._loop()))
+        self.loops.start()
         atexit.register(self.kill_all_now)
 
     async def stop(self) -> None:
         """Stop the loops and kill every Spark process (the API objects die with the server)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.loops.stop()
         for run in list(self.runs.values()):
             if run.process is not None:
                 await run.process.kill()
@@ -192,34 +184,6 @@ class SparkApplicationController:
         return sorted({pid for sid in self.sessions for pid in session_pids(sid)})
 
     # ----------------------------------------------------------------- loops
-    async def _watch(self, plural: str) -> None:
-        """Wake the reconcile loop on every change of ``plural`` (re-watching after any error)."""
-        while True:
-            try:
-                assert self.kube.session is not None
-                async with self.kube.session.get(self.kube.url(plural),
-                                                 params={"watch": "true", "timeoutSeconds": "300"},
-                                                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
-                    async for line in resp.content:
-                        if line.strip() and json.loads(line).get("type") != "BOOKMARK":
-                            self._wake.set()
-            except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as err:
-                log.info("watch %s: %s", plural, err)
-                await asyncio.sleep(0.5)
-
-    async def _loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.requeue_seconds)
-            self._wake.clear()
-            try:
-                await self.reconcile_once()
-            except (KubeError, aiohttp.ClientError) as err:
-                log.warning("spark reconcile failed: %s", err)
-            except Exception:
-                log.exception("spark reconcile crashed")
-                await asyncio.sleep(1.0)
-
     async def reconcile_once(self) -> None:
         """Reconcile every SparkApplication, tear down deleted ones, then start queued ones while slots are free."""
         apps = await self.kube.list(PLURAL)
@@ -322,14 +286,14 @@ class SparkApplicationController:
         await self.kube.set_status("pods", run.namespace, run.pod_name, pods.waiting(pod, "ContainerCreating"))
         argv = build_command(run.spec, app_name=run.name, app_id=run.app_id, work_dir=run.work_dir)
         process = SparkProcess(argv, process_env(run.spec, run.work_dir), run.work_dir,
-                               CRILogWriter(run.work_dir / "driver.log"), on_exit=self._wake.set)
+                               CRILogWriter(run.work_dir / "driver.log"), on_exit=self.loops.wake)
         run.process = process
         try:
             await process.start()
         except OSError as err:
             process.log.write("stderr", f"failed to start spark-submit: {err}".encode())
             process.exit_code = 127
-            self._wake.set()
+            self.loops.wake()
             return
         if process.pid is not None:
             self.sessions.add(process.pid)

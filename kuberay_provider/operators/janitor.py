@@ -12,15 +12,12 @@ from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.janitor import UNKNOWN_TI_STATE, TaskInstanceRef, plan_sweep, state_name
 from kuberay_provider.naming import validate_namespace
+from kuberay_provider.params import is_templated
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
-
-
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _dry_run_flag(value: Any) -> bool:
@@ -54,11 +51,11 @@ class RayJanitorOperator(BaseOperator):
         super().__init__(**kwargs)
         if not isinstance(max_age, dt.timedelta) or max_age <= dt.timedelta(0):
             raise InvalidParameterError("max_age", max_age, "must be a positive timedelta")
-        if not _templated(dry_run):
+        if not is_templated(dry_run):
             _dry_run_flag(dry_run)
         if not isinstance(kubernetes_conn_id, str) or not kubernetes_conn_id.strip():
             raise InvalidParameterError("kubernetes_conn_id", kubernetes_conn_id, "must name an Airflow connection")
-        if namespaces is not None and not _templated(namespaces):
+        if namespaces is not None and not is_templated(namespaces):
             self._namespaces(namespaces)
         self.namespaces = namespaces
         self.max_age, self.dry_run, self.kubernetes_conn_id = max_age, dry_run, kubernetes_conn_id
@@ -108,7 +105,7 @@ class RayJanitorOperator(BaseOperator):
                 "namespaces", namespaces, "names no namespace; pass None (not an empty value) to sweep all namespaces"
             )
         for ns in names:
-            if not _templated(ns):
+            if not is_templated(ns):
                 validate_namespace(ns, "namespaces")
         return names
 

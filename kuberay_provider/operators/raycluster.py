@@ -21,6 +21,7 @@ from kuberay_provider.naming import (
     validate_rayjob_name,
     validate_seconds,
 )
+from kuberay_provider.params import check_conn_id, is_templated
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -32,22 +33,6 @@ def _hook(conn_id: str):
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
     return KubeRayHook(kubernetes_conn_id=conn_id)
-
-
-def _templated(value: Any) -> bool:
-    """True if ``value`` (or anything inside it) still holds Jinja; checked again after rendering."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(_templated(k) or _templated(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_templated(v) for v in value)
-    return False
-
-
-def _validate_conn_id(conn_id: Any) -> None:
-    if not isinstance(conn_id, str) or not conn_id.strip():
-        raise InvalidParameterError("kubernetes_conn_id", conn_id, "must name an Airflow connection")
 
 
 class RayClusterCreateOperator(BaseOperator):
@@ -79,7 +64,7 @@ class RayClusterCreateOperator(BaseOperator):
             raise InvalidParameterError("worker_groups", worker_groups, "must be a list of mappings")
         if labels is not None and not isinstance(labels, Mapping):
             raise InvalidParameterError("labels", labels, "must be a mapping of label names to values")
-        _validate_conn_id(kubernetes_conn_id)
+        check_conn_id(kubernetes_conn_id)
         if not isinstance(wait_until_ready, bool):
             raise InvalidParameterError("wait_until_ready", wait_until_ready, "must be True or False")
         validate_seconds(ready_timeout, "ready_timeout")
@@ -90,14 +75,14 @@ class RayClusterCreateOperator(BaseOperator):
         self.service_account, self.ray_version = service_account, ray_version
         self.kubernetes_conn_id = kubernetes_conn_id
         self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
-        if not _templated([self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels]):
+        if not is_templated([self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels]):
             self.build_manifest()
         else:  # what can be checked before rendering; the rest when execute() builds the manifest
-            if not _templated(self.name):
+            if not is_templated(self.name):
                 validate_rayjob_name(self.name, "name")
-            if self.namespace and not _templated(self.namespace):
+            if self.namespace and not is_templated(self.namespace):
                 validate_namespace(self.namespace)
-            if not _templated(self.labels):
+            if not is_templated(self.labels):
                 validate_labels(self.labels)
 
     def _validate(self) -> None:
@@ -161,7 +146,7 @@ class RayClusterDeleteOperator(BaseOperator):
         super().__init__(**kwargs)
         if not isinstance(name, str) or not name:
             raise InvalidParameterError("name", name, "must name a RayCluster")
-        _validate_conn_id(kubernetes_conn_id)
+        check_conn_id(kubernetes_conn_id)
         if not isinstance(wait, bool):
             raise InvalidParameterError("wait", wait, "must be True or False")
         validate_seconds(wait_timeout, "wait_timeout")
@@ -171,9 +156,9 @@ class RayClusterDeleteOperator(BaseOperator):
 
     def _validate(self, rendered: bool) -> None:
         """Name and namespace (what is not templated at construction; everything again after rendering)."""
-        if rendered or not _templated(self.name):
+        if rendered or not is_templated(self.name):
             validate_raycluster_name(self.name, "name")
-        if self.namespace and (rendered or not _templated(self.namespace)):
+        if self.namespace and (rendered or not is_templated(self.namespace)):
             validate_namespace(self.namespace)
 
     def execute(self, context: Context) -> None:

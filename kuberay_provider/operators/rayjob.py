@@ -37,6 +37,7 @@ from kuberay_provider.outcome import (
     succeeded,
     xcom_summary,
 )
+from kuberay_provider.params import check_conn_id, is_templated
 from kuberay_provider.status import RayJobStatus
 
 if TYPE_CHECKING:
@@ -47,17 +48,6 @@ if TYPE_CHECKING:
 DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"
 LOG_DRAIN_SECONDS = 15.0
 DEFERRAL_GRACE_SECONDS = 120
-
-
-def _templated(value: Any) -> bool:
-    """True if ``value`` still holds Jinja (checked again after rendering)."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(_templated(k) or _templated(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_templated(v) for v in value)
-    return False
 
 
 class RayJobOperator(BaseOperator):
@@ -200,18 +190,17 @@ class RayJobOperator(BaseOperator):
         for flag in ("deferrable", "wait_for_completion", "stream_logs"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidParameterError(flag, getattr(self, flag), "must be True or False")
-        if not isinstance(self.kubernetes_conn_id, str) or not self.kubernetes_conn_id.strip():
-            raise InvalidParameterError("kubernetes_conn_id", self.kubernetes_conn_id, "must name an Airflow connection")
+        check_conn_id(self.kubernetes_conn_id)
         if self.dashboard_url_template is not None:
             self._check_dashboard_template()
         self._job_settings()  # submission mode, TTL, deadlines, runtime_env
-        if self.name and not _templated(self.name):
+        if self.name and not is_templated(self.name):
             validate_rayjob_name(self.name, "name")
-        if self.namespace and not _templated(self.namespace):
+        if self.namespace and not is_templated(self.namespace):
             validate_namespace(self.namespace)
-        if not _templated(self.labels):
+        if not is_templated(self.labels):
             validate_labels(self.labels)
-        if self.cluster_selector is not None and not _templated(self.cluster_selector):
+        if self.cluster_selector is not None and not is_templated(self.cluster_selector):
             validate_raycluster_name(self.cluster_selector, "cluster_selector")
         if self.secret_env and (self.cluster_selector or self._manifest_selects_a_cluster()):
             raise InvalidParameterError(
@@ -219,21 +208,22 @@ class RayJobOperator(BaseOperator):
                 "Ray pods; give the shared cluster's pods the Secret references instead",
             )
         specs.parse_secret_env(self.secret_env)
-        if self.manifest is None and not _templated([self.head, self.worker_groups, self.image]):
+        if self.manifest is None and not is_templated([self.head, self.worker_groups, self.image]):
             self._cluster_spec()
-        if self.manifest is not None and not _templated(self.manifest) and not self._manifest_is_template_file():
+        if self.manifest is not None and not is_templated(self.manifest) and not self._manifest_is_template_file():
             specs.load_manifest(self.manifest)
-        if not _templated([self.entrypoint, self.manifest, self.head, self.worker_groups, self.image, self.runtime_env,
-                           self.labels, self.annotations, self.cluster_selector, self.job_id, self.service_account]) \
+        if not is_templated([self.entrypoint, self.manifest, self.head, self.worker_groups, self.image, self.runtime_env,
+                             self.labels, self.annotations, self.cluster_selector, self.job_id, self.service_account]) \
                 and not self._manifest_is_template_file():
             # Everything is known now: build against a placeholder identity so every KubeRay rule is checked
             # when the DAG is parsed, not when the task runs.
             placeholder = TaskInstanceIdentity(dag_id="dag", task_id="task", run_id="run")
             saved = self.name
-            if self.name is not None and _templated(self.name):
+            if self.name is not None and is_templated(self.name):
                 self.name = None
             try:
-                self.build_manifest(placeholder, namespace=c.DEFAULT_NAMESPACE if _templated(self.namespace) else self.namespace)
+                namespace = c.DEFAULT_NAMESPACE if is_templated(self.namespace) else self.namespace
+                self.build_manifest(placeholder, namespace=namespace)
             finally:
                 self.name = saved
 
@@ -251,7 +241,7 @@ class RayJobOperator(BaseOperator):
             raise InvalidParameterError("dashboard_url_template", template, "must produce an http:// or https:// URL")
 
     def _manifest_selects_a_cluster(self) -> bool:
-        if self.manifest is None or _templated(self.manifest) or self._manifest_is_template_file():
+        if self.manifest is None or is_templated(self.manifest) or self._manifest_is_template_file():
             return False
         return bool((specs.load_manifest(self.manifest).get("spec") or {}).get("clusterSelector"))
 
@@ -281,7 +271,7 @@ class RayJobOperator(BaseOperator):
                 "ttl_seconds_after_finished", self.ttl_seconds_after_finished,
                 "requires shutdown_after_job_finishes=True (KubeRay rejects a TTL without it)",
             )
-        if not _templated(self.runtime_env):
+        if not is_templated(self.runtime_env):
             specs.runtime_env_yaml(self.runtime_env)
         return specs.JobSettings(
             entrypoint=self.entrypoint,
@@ -372,7 +362,7 @@ class RayJobOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         for field in ("entrypoint", "name", "namespace", "manifest"):
-            if _templated(getattr(self, field)):
+            if is_templated(getattr(self, field)):
                 raise InvalidParameterError(field, getattr(self, field), "still holds Jinja after rendering")
         identity = self.identity_from_context(context)
         self.namespace = self.namespace or self._connection_namespace()

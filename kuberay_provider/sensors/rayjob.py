@@ -18,6 +18,7 @@ from kuberay_provider.naming import (
     validate_rayjob_name,
 )
 from kuberay_provider.outcome import SUCCESS, failure_report, xcom_summary
+from kuberay_provider.params import check_conn_id, is_templated
 from kuberay_provider.status import RayJobStatus
 from kuberay_provider.teardown import leftovers
 
@@ -31,20 +32,6 @@ def _hook(conn_id: str) -> KubeRayHook:
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
     return KubeRayHook(kubernetes_conn_id=conn_id)
-
-
-def _templated(value: Any) -> bool:
-    """True if ``value`` (a string or a list of strings) still holds Jinja; checked again after rendering."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, (list, tuple)):
-        return any(_templated(v) for v in value)
-    return False
-
-
-def _validate_conn_id(conn_id: Any) -> None:
-    if not isinstance(conn_id, str) or not conn_id.strip():
-        raise InvalidParameterError("kubernetes_conn_id", conn_id, "must name an Airflow connection")
 
 
 class RayJobSensor(BaseSensorOperator):
@@ -69,7 +56,7 @@ class RayJobSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         if not isinstance(name, str) or not name:
             raise InvalidParameterError("name", name, "must name a RayJob")
-        _validate_conn_id(kubernetes_conn_id)
+        check_conn_id(kubernetes_conn_id)
         self.name = name
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -78,9 +65,9 @@ class RayJobSensor(BaseSensorOperator):
 
     def _validate(self, rendered: bool) -> None:
         """Name and namespace: what is not templated at construction, everything again once rendered."""
-        if rendered or not _templated(self.name):
+        if rendered or not is_templated(self.name):
             validate_rayjob_name(self.name)
-        if self.namespace and (rendered or not _templated(self.namespace)):
+        if self.namespace and (rendered or not is_templated(self.namespace)):
             validate_namespace(self.namespace)
 
     def _status(self) -> RayJobStatus:
@@ -158,7 +145,7 @@ class RayClusterDeletedSensor(BaseSensorOperator):
             )
         if cluster_names is not None and (isinstance(cluster_names, str) and "{{" not in cluster_names):
             raise InvalidParameterError("cluster_names", cluster_names, "must be a list of RayCluster names")
-        _validate_conn_id(kubernetes_conn_id)
+        check_conn_id(kubernetes_conn_id)
         self.rayjob_name = rayjob_name
         self.cluster_names = cluster_names
         self.label_selector = label_selector
@@ -170,7 +157,7 @@ class RayClusterDeletedSensor(BaseSensorOperator):
     def _validate(self, rendered: bool) -> None:
         """Every name, the namespace and the selector: untemplated ones now, all of them again once rendered."""
         def check(value: Any) -> bool:
-            return value is not None and value != "" and (rendered or not _templated(value))
+            return value is not None and value != "" and (rendered or not is_templated(value))
 
         if check(self.rayjob_name):
             validate_rayjob_name(self.rayjob_name, "rayjob_name")
@@ -178,7 +165,7 @@ class RayClusterDeletedSensor(BaseSensorOperator):
             if isinstance(self.cluster_names, str) or not isinstance(self.cluster_names, (list, tuple)):
                 raise InvalidParameterError("cluster_names", self.cluster_names, "must be a list of RayCluster names")
             for i, name in enumerate(self.cluster_names):
-                if rendered or not _templated(name):
+                if rendered or not is_templated(name):
                     validate_raycluster_name(name, f"cluster_names[{i}]")
         if check(self.label_selector):
             validate_label_selector(self.label_selector, "label_selector")

@@ -72,7 +72,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     from pyspark.sql import SparkSession
 
-    from kuberay_provider.bigquery.spark_source import register
+    from kuberay_provider.bigquery.spark_source import register, stop_spark
 
     base = tmp_path_factory.mktemp("spark")
     session = (
@@ -89,7 +89,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     session.sparkContext.setLogLevel("OFF")
     register(session)
     yield session
-    session.stop()
+    stop_spark(session)  # the gateway JVM too: no java process outlives the tests that used it
 
 
 def typed_table() -> pa.Table:
