@@ -22,7 +22,7 @@ ENTRYPOINT = "python -c \"import time; time.sleep(5); print('done')\""
 def _classify(record) -> str:
     kind = "watch" if record.is_watch else record.method
     resource = record.path.rstrip("/").split("/")
-    for plural in ("rayjobs", "rayclusters", "pods", "events", "log"):
+    for plural in ("log", "rayjobs", "rayclusters", "pods", "events"):  # pods/log before pods
         if plural in resource:
             resource_name = plural if plural != "log" else "pods/log"
             break

@@ -176,8 +176,7 @@ def test_bursts_of_429_500_503_are_retried(kube, local_stack, namespace, assert_
     assert_nothing_left(rayjobs_kept=1)
 
 
-def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_stack, namespace, assert_nothing_left,
-                                                                  record_property):
+def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_stack, namespace, assert_nothing_left):
     faults = local_stack.server.faults
     window: dict[str, float] = {}
 
@@ -194,7 +193,6 @@ def test_api_outage_of_60s_mid_wait_is_survived_without_busy_loop(kube, local_st
     assert task_states(run) == {"train": "success"}
     during = [r for r in local_stack.server.requests[window["index"]:] if r.external and r.status == 503]
     print(f"requests answered 503 during the 60 s outage: {len(during)}")
-    record_property("requests_503_during_outage", len(during))  # the README's fault table quotes it (junit XML)
     assert 0 < len(during) < 60, len(during)  # backed off: well under one request per second
     assert_nothing_left(rayjobs_kept=1)
 

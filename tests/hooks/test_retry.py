@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 
@@ -40,13 +42,26 @@ class Flaky:
 
 @pytest.fixture
 def sleeps(monkeypatch):
+    """The backoff sleeps of the test's own thread; other threads (a session's local stack, Ray's driver threads)
+    keep sleeping for real, since time.sleep and asyncio.sleep are patched process-wide."""
     recorded: list[float] = []
-    monkeypatch.setattr(retry.time, "sleep", recorded.append)
+    mine = threading.current_thread()
+    real_sleep, real_async_sleep = time.sleep, asyncio.sleep
 
-    async def fake_sleep(seconds):
-        recorded.append(seconds)
+    def fake_sleep(seconds):
+        if threading.current_thread() is mine:
+            recorded.append(seconds)
+        else:
+            real_sleep(seconds)
 
-    monkeypatch.setattr(retry.asyncio, "sleep", fake_sleep)
+    async def fake_async_sleep(seconds, *args, **kwargs):
+        if threading.current_thread() is mine:
+            recorded.append(seconds)
+        else:
+            await real_async_sleep(seconds, *args, **kwargs)
+
+    monkeypatch.setattr(retry.time, "sleep", fake_sleep)
+    monkeypatch.setattr(retry.asyncio, "sleep", fake_async_sleep)
     return recorded
 
 
