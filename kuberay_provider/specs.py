@@ -265,8 +265,7 @@ class PodSettings:
         if not isinstance(self.node_selector, Mapping):
             raise InvalidParameterError("node_selector", self.node_selector, "must be a mapping of label names to values")
         validate_labels(dict(self.node_selector), "node_selector")
-        validate_tolerations(list(self.tolerations) if isinstance(self.tolerations, tuple) else self.tolerations,
-                             "tolerations")
+        validate_tolerations(self.tolerations, "tolerations")
         if isinstance(self.image_pull_secrets, str) or not isinstance(self.image_pull_secrets, Sequence):
             raise InvalidParameterError("image_pull_secrets", self.image_pull_secrets, "must be a list of Secret names")
         for i, secret in enumerate(self.image_pull_secrets):

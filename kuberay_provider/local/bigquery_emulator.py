@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,15 +23,7 @@ from kuberay_provider.bigquery.config import (
     ENV_REST_ENDPOINT,
     BigQueryConfig,
 )
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+from kuberay_provider.local.net import HOST, free_port, http_ok
 
 
 def install_spatial_extension(home: Path) -> None:
@@ -159,7 +149,7 @@ class BigQueryEmulator:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"bqemulator exited with code {self._process.returncode} at start-up: {self._log_tail()}")
-            rest_ok = rest_ok or _http_ok(f"{self.rest_endpoint}/healthz")
+            rest_ok = rest_ok or http_ok(f"{self.rest_endpoint}/healthz", timeout=1.0)
             grpc_ok = grpc_ok or _grpc_ready(self.grpc_endpoint)
             if rest_ok and grpc_ok:
                 return
@@ -200,14 +190,6 @@ class BigQueryEmulator:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _grpc_ready(endpoint: str) -> bool:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import psutil
 
+from kuberay_provider.local.net import http_ok
+
 DEFAULT_DIR = ".kuberay-local"
 PID_FILE = "kuberay-local.pid"
 LOG_FILE = "kuberay-local.log"
@@ -118,21 +120,13 @@ def _alive(pid: int | None) -> bool:
     if pid is None:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return _alive_proc(psutil.Process(pid))
     except psutil.Error:
         return False
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def _api_answers(url: str) -> bool:
-    return _http_ok(f"{url}/version")
+    return http_ok(f"{url}/version")
 
 
 def _bigquery_state(state: Path) -> dict | None:
@@ -267,7 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("bigquery emulator: -")
     else:
         emulator = _emulator_process(bigquery)
-        rest_ok = emulator is not None and _http_ok(f"{bigquery['rest_endpoint']}/healthz")
+        rest_ok = emulator is not None and http_ok(f"{bigquery['rest_endpoint']}/healthz")
         bq_ok = rest_ok
         print(f"bigquery emulator: pid {bigquery['pid']} ({'running' if emulator else 'not running'}) "
               f"project {bigquery['project']}")

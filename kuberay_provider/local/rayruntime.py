@@ -13,7 +13,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,10 @@ from pathlib import Path
 
 import psutil
 
+from kuberay_provider.local.net import free_port
+
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
 RAY_BIN = Path(sys.executable).parent / "ray"
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ephemeral_port_range() -> tuple[int, int]:

@@ -12,7 +12,7 @@ from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.janitor import UNKNOWN_TI_STATE, TaskInstanceRef, plan_sweep, state_name
 from kuberay_provider.naming import validate_namespace
-from kuberay_provider.params import is_templated
+from kuberay_provider.params import check_conn_id, is_templated
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -53,8 +53,7 @@ class RayJanitorOperator(BaseOperator):
             raise InvalidParameterError("max_age", max_age, "must be a positive timedelta")
         if not is_templated(dry_run):
             _dry_run_flag(dry_run)
-        if not isinstance(kubernetes_conn_id, str) or not kubernetes_conn_id.strip():
-            raise InvalidParameterError("kubernetes_conn_id", kubernetes_conn_id, "must name an Airflow connection")
+        check_conn_id(kubernetes_conn_id)
         if namespaces is not None and not is_templated(namespaces):
             self._namespaces(namespaces)
         self.namespaces = namespaces

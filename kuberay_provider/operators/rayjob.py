@@ -27,6 +27,7 @@ from kuberay_provider.naming import (
     validate_namespace,
     validate_raycluster_name,
     validate_rayjob_name,
+    validate_seconds,
 )
 from kuberay_provider.outcome import (
     SUCCESS,
@@ -182,9 +183,8 @@ class RayJobOperator(BaseOperator):
             raise InvalidParameterError("cleanup_policy", self.cleanup_policy, f"must be one of {list(CLEANUP_POLICIES)}")
         if self.manifest is None and not self.entrypoint and self.submission_mode != "InteractiveMode":
             raise InvalidParameterError("entrypoint", self.entrypoint, "is required unless a full manifest is given")
-        if self.timeout is not None and (isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
-                                         or self.timeout <= 0):
-            raise InvalidParameterError("timeout", self.timeout, "must be a positive number of seconds")
+        if self.timeout is not None:
+            validate_seconds(self.timeout, "timeout")
         if isinstance(self.log_tail_lines, bool) or not isinstance(self.log_tail_lines, int) or self.log_tail_lines < 0:
             raise InvalidParameterError("log_tail_lines", self.log_tail_lines, "must be an integer ≥ 0")
         for flag in ("deferrable", "wait_for_completion", "stream_logs"):
