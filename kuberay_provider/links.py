@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from kuberay_provider.compat import BaseOperatorLink, XCom
 
 DASHBOARD_XCOM_KEY = "ray_dashboard_url"
 

@@ -49,7 +49,7 @@ def default_kubeconfig_paths(config_file: str | None = None) -> list[str]:
 def mask_connection_secrets(extras: Mapping[str, Any], fallback_paths: Iterable[str] = ()) -> int:
     """Mask the inline kubeconfig and the credentials of the kubeconfig file(s) the client will read (the
     connection's ``kube_config_path``, else ``fallback_paths``); returns how many values were registered."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    from kuberay_provider.compat import mask_secret
 
     count = 0
     inline = extras.get("kube_config") or extras.get("extra__kubernetes__kube_config")

@@ -6,16 +6,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
-
 from kuberay_provider import constants as c
+from kuberay_provider.compat import AirflowException, BaseOperator
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.janitor import UNKNOWN_TI_STATE, TaskInstanceRef, plan_sweep, state_name
 from kuberay_provider.naming import validate_namespace
 from kuberay_provider.params import check_conn_id, is_templated
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from kuberay_provider.compat import Context
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
-
 from kuberay_provider import constants as c
 from kuberay_provider import specs
+from kuberay_provider.compat import AirflowException, BaseOperator
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.naming import (
     validate_dns_subdomain,
@@ -24,7 +23,7 @@ from kuberay_provider.naming import (
 from kuberay_provider.params import check_conn_id, is_templated
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    from kuberay_provider.compat import Context
 
 DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"
 

@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, conf
-
 from kuberay_provider import constants as c
 from kuberay_provider import specs
+from kuberay_provider.compat import AirflowException, BaseOperator, conf
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.lifecycle import CLEANUP_POLICIES, ON_EXISTING, delete_after, plan_existing
 from kuberay_provider.links import DASHBOARD_XCOM_KEY, RayDashboardLink, dashboard_link
@@ -42,8 +41,7 @@ from kuberay_provider.params import check_conn_id, is_templated
 from kuberay_provider.status import RayJobStatus
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
+    from kuberay_provider.compat import Context
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
 DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"

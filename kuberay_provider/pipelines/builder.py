@@ -198,10 +198,10 @@ def retraining_pipeline(
     :param teardown_poke_interval: seconds between its checks.
     :param rayjob_kwargs: extra :class:`RayJobOperator` arguments (e.g. ``deferrable``, ``ttl_seconds_after_finished``).
     """
-    from airflow.providers.common.compat.sdk import TaskGroup
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 
+    from kuberay_provider.compat import TaskGroup
     from kuberay_provider.operators.rayjob import RayJobOperator
     from kuberay_provider.sensors.rayjob import RayClusterDeletedSensor
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
+from kuberay_provider.compat import BaseOperator
 from kuberay_provider.errors import InvalidParameterError
 
 

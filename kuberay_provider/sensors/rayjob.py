@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseSensorOperator, conf
-
 from kuberay_provider import constants as c
+from kuberay_provider.compat import AirflowException, BaseSensorOperator, conf
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.naming import (
     validate_label_selector,
@@ -23,8 +22,7 @@ from kuberay_provider.status import RayJobStatus
 from kuberay_provider.teardown import leftovers
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
+    from kuberay_provider.compat import Context
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
 
