@@ -33,7 +33,7 @@ def _classify(record) -> str:
 
 def _operator_run(stack, deferrable: bool, namespace: str) -> float:
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from kuberay_provider.operators.rayjob import RayJobOperator
     from tests.integration.airflow_support import run_dag, task_states

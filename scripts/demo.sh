@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo on a fresh clone: creates .venv, starts the local stack (emulated Kubernetes API, local KubeRay controller
+# The demo on a fresh clone: builds the wheel and installs it into .lanes/latest (scripts/lanes.sh), starts the local stack (emulated Kubernetes API, local KubeRay controller
 # running real Ray clusters, spark-operator double, BigQuery emulator), seeds the raw churn data into the emulator,
 # runs dags/ray_retraining.py with `airflow dags test` (Spark ETL -> XGBoost on a transient Ray cluster -> BigQuery,
 # teardown confirmed by RayClusterDeletedSensor), prints a summary read from the real outputs, stops everything and
@@ -11,7 +11,9 @@
 #   scripts/demo.sh example_kuberay_rayjob   # the one-RayJob example DAG (no BigQuery)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/venv.sh
+scripts/lanes.sh dist >/dev/null
+scripts/lanes.sh venv latest
+VENV=.lanes/latest
 DAG_ID="${1:-ray_retraining}"
 ROWS="${DEMO_ROWS:-300000}"
 SPARK_MODE="${DEMO_SPARK_MODE:-local}"
@@ -24,23 +26,23 @@ export KUBERAY_DEMO_ID="$(basename "$DEMO_DIR")"
 export AIRFLOW_HOME="$DEMO_DIR/airflow" TMPDIR="$DEMO_DIR/tmp" SPARK_LOCAL_DIRS="$DEMO_DIR/spark"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False
 export RAY_USAGE_STATS_ENABLED=0 SPARK_LOCAL_IP=127.0.0.1 PYTHONUNBUFFERED=1
-PY=.venv/bin/python
+PY=$VENV/bin/python
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-stop_stack() { .venv/bin/kuberay-local down --dir "$STACK_DIR" || true; }
+stop_stack() { $VENV/bin/kuberay-local down --dir "$STACK_DIR" || true; }
 trap stop_stack EXIT
 
 started=$(now)
 echo "== demo dir $DEMO_DIR (AIRFLOW_HOME, stack state, logs)"
 bigquery=--bigquery
 [ "$DAG_ID" = ray_retraining ] || bigquery=--no-bigquery
-.venv/bin/kuberay-local up --dir "$STACK_DIR" "$bigquery" >"$DEMO_DIR/stack-up.log"
+$VENV/bin/kuberay-local up --dir "$STACK_DIR" "$bigquery" >"$DEMO_DIR/stack-up.log"
 grep -E "is up|bigquery emulator" "$DEMO_DIR/stack-up.log" | sed 's/^/  /'
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
 up_done=$(now)
-.venv/bin/airflow db migrate >"$DEMO_DIR/db-migrate.log" 2>&1
+$VENV/bin/airflow db migrate >"$DEMO_DIR/db-migrate.log" 2>&1
 
 seed_seconds=""
 if [ "$DAG_ID" = ray_retraining ]; then
@@ -56,7 +58,7 @@ conf=()
 echo "== airflow dags test $DAG_ID $LOGICAL_DATE ${conf[*]} (log: $DEMO_DIR/dags-test.log)"
 dags_started=$(now)
 set +e
-.venv/bin/airflow dags test "$DAG_ID" "$LOGICAL_DATE" "${conf[@]}" >"$DEMO_DIR/dags-test.log" 2>&1
+$VENV/bin/airflow dags test "$DAG_ID" "$LOGICAL_DATE" "${conf[@]}" >"$DEMO_DIR/dags-test.log" 2>&1
 rc=$?
 set -e
 dags_seconds=$(secs "$dags_started" "$(now)")
@@ -83,7 +85,7 @@ summary_rc=$?
 set -e
 
 down_started=$(now)
-.venv/bin/kuberay-local down --dir "$STACK_DIR" | sed 's/^/  /'
+$VENV/bin/kuberay-local down --dir "$STACK_DIR" | sed 's/^/  /'
 trap - EXIT
 ended=$(now)
 echo "  airflow dags test: exit code $rc, $dags_seconds s; stack up $(secs "$started" "$up_done") s," \

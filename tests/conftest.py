@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import kuberay_provider
 from kuberay_provider.local.stack import LocalStack
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(kuberay_provider.__file__).resolve().parent
+# scripts/test.sh runs the suite against the installed wheel: importing the checkout's copy would test something no
+# user installs (and hide files missing from the wheel).
+if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR.is_relative_to(REPO):
+    raise pytest.UsageError(
+        f"kuberay_provider was imported from the working tree ({PACKAGE_DIR}), not from the installed wheel: "
+        "run the suite with PYTHONSAFEPATH=1 and without the checkout on sys.path (scripts/test.sh does)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from airflow import __version__ as airflow_version
+
+    lane = os.environ.get("KUBERAY_LANE", "dev")
+    return [f"lane {lane}: Airflow {airflow_version}, kuberay_provider {kuberay_provider.__version__} from {PACKAGE_DIR}"]
 
 # py4j logs at INFO from __del__ when the interpreter exits, after pytest closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -361,7 +361,7 @@ def test_rendered_bad_values_are_refused_in_execute_before_any_write(local_stack
     """Every task renders a bad name/namespace/selector from DAG params: each fails naming the parameter, the
     API server receives no write (no POST/PUT/PATCH/DELETE) and no request for the bad names, and the objects
     already in the namespace are unchanged."""
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from kuberay_provider import constants as c
     from kuberay_provider.hooks.kuberay import KubeRayHook

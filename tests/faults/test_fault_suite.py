@@ -24,7 +24,7 @@ SLEEP = "python -c \"import time; print('sleeping', flush=True); time.sleep(300)
 
 def _dag(dag_id):
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     return DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
 
@@ -111,7 +111,7 @@ def test_deferral_deadline_deletes_the_job(kube, namespace, capfd, assert_nothin
 WORKER = textwrap.dedent('''
     import os, sys, pendulum
     sys.path.insert(0, os.getcwd())
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
     from kuberay_provider.operators.rayjob import RayJobOperator
     from tests.integration.airflow_support import run_dag
     with DAG("fault_worker_sigkill", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:

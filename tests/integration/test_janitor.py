@@ -32,8 +32,8 @@ KEPT_BY_TI = {"ti-running", "ti-deferred", "ti-queued", "ti-up-for-retry"}
 def _owner_run(states: dict[str, str]) -> str:
     """Run a DAG with one task per entry, then set each task instance's state in the metadata DB; its run_id."""
     from airflow.models.taskinstance import TaskInstance
+    from airflow.providers.common.compat.sdk import DAG
     from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import DAG
     from airflow.utils.session import create_session
 
     with DAG(dag_id=OWNER_DAG, schedule=None, start_date=START, catchup=False) as dag:
@@ -76,7 +76,7 @@ def _raycluster(name: str, namespace: str, *, labels: dict[str, str], annotation
 
 
 def _janitor_run(dag_id: str, namespace: str, **kwargs: Any) -> tuple[Any, list[dict[str, Any]]]:
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from kuberay_provider.operators.janitor import RayJanitorOperator
 

@@ -27,7 +27,7 @@ START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
 def _dag(dag_id: str):
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     return DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False)
 

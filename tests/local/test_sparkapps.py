@@ -203,7 +203,7 @@ def test_one_app_at_a_time_and_deletion_kills_the_process_group(local_stack, k8s
 # ----------------------------------------------------------------- SparkKubernetesOperator in Airflow
 def _spark_dag(dag_id: str, namespace: str, script: str, arguments: list[str], deferrable: bool = False):
     from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False,
              template_searchpath=[str(SPARK_DIR)]) as dag:

@@ -36,7 +36,7 @@ END = pendulum.datetime(2026, 11, 16, tz="UTC")
 
 def build(**overrides: Any) -> Any:
     """A DAG holding one pipeline group ``g`` with the given parameters."""
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     params: dict[str, Any] = {**TABLES, "model_uri": "/tmp/models/churn", "bigquery_project": "proj-1", **overrides}
     with DAG(dag_id="builder_test", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
@@ -60,11 +60,11 @@ class FakeVariables:
 
 def render(dag: Any, task_id: str, field: str, **extra: Any) -> Any:
     """Render one templated field the way Airflow would for a run ending at END."""
-    from airflow.sdk.execution_time import macros
+    from tests.integration.airflow_support import macros
 
     task = dag.get_task(task_id)
     context = {"data_interval_start": END.subtract(weeks=1), "data_interval_end": END, "run_id": "manual__test",
-               "params": {"spark_mode": "", "feature_window_days": 56}, "macros": macros,
+               "params": {"spark_mode": "", "feature_window_days": 56}, "macros": macros(),
                "var": {"value": FakeVariables(extra.pop("variables", None))}, "ti": None, **extra}
     return task.render_template(getattr(task, field), context)
 
@@ -243,10 +243,13 @@ def test_spark_application_operator_rejects_bad_input() -> None:
 # ----------------------------------------------------------------------------------------------- parse-time cost
 PROBE = textwrap.dedent("""
     import importlib.util, json, sys
+    import airflow  # on Airflow 2 this alone imports kubernetes: judge what the DAG adds on top of it
+    baseline = set(sys.modules)
     spec = importlib.util.spec_from_file_location("ray_retraining", {path!r})
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("ray", "kubernetes", "kubernetes_asyncio", "pyspark")
+    heavy = sorted(m for m in set(sys.modules) - baseline
+                   if m.split(".")[0] in ("ray", "kubernetes", "kubernetes_asyncio", "pyspark")
                    or m.startswith(("google.cloud.bigquery", "google.cloud.storage")))
     print(json.dumps({{"heavy": heavy, "tasks": sorted(module.dag.task_dict)}}))
 """)

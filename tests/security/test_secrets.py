@@ -28,7 +28,7 @@ IDENT = TaskInstanceIdentity("etl", "train", "scheduled__2026-11-22T00:00:00+00:
 
 def redact(value: Any) -> Any:
     """Airflow's own redaction (what the task log's structlog processor applies to every event)."""
-    from airflow.sdk.log import redact as airflow_redact
+    from tests.integration.airflow_support import redact as airflow_redact
 
     return airflow_redact(value)
 
@@ -167,34 +167,73 @@ def test_inline_kube_config_and_connection_password_are_masked(monkeypatch, cred
     assert redact(f"config:\n{kubeconfig}") == "config:\n***"  # the inline document as a whole
 
 
-def test_task_log_processors_redact_what_the_hook_registered(monkeypatch, creds):
-    """Airflow's own task-log pipeline (the structlog processors the Task SDK writes task logs with, ``mask_logs``
-    included) turns the connection's credentials into ``***`` once the hook has registered them."""
+def _task_logger(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``log(message, *args, **fields) -> (rendered message, fields)`` through Airflow's own task-log masking: the
+    Task SDK's structlog processors (``mask_logs`` included) on Airflow 3, the ``SecretsMasker`` logging filter that
+    Airflow 2 attaches to its task handlers on Airflow 2."""
+
+    from tests.integration.airflow_support import AIRFLOW_2
+
+    if AIRFLOW_2:
+        import logging
+
+        from airflow import settings
+        from airflow.utils.log.secrets_masker import _secrets_masker
+
+        monkeypatch.setattr(settings, "MASK_SECRETS_IN_LOGS", True)  # what `airflow tasks run` sets for a task
+
+        def log2(message: str, *args: str, **fields: str) -> tuple[str, dict[str, str]]:
+            records: list[logging.LogRecord] = []
+
+            class Capture(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    records.append(record)
+
+            handler = Capture()
+            handler.addFilter(_secrets_masker())
+            logger = logging.getLogger(f"airflow.task.secrets-test-{secrets.token_hex(4)}")
+            logger.propagate = False
+            logger.addHandler(handler)
+            logger.info(message, *args, extra=fields)
+            (record,) = records
+            return record.getMessage(), {k: getattr(record, k) for k in fields}
+
+        return log2
+
     import io
 
     import structlog
     from airflow.sdk.log import logging_processors
 
+    def log3(message: str, *args: str, **fields: str) -> tuple[str, dict[str, str]]:
+        out = io.StringIO()
+        logger = structlog.wrap_logger(structlog.PrintLogger(file=out),
+                                       processors=list(logging_processors(json_output=True)))
+        logger.info(message, *args, **fields)
+        line = out.getvalue().strip()
+        record = json.loads(line[2:-1] if line.startswith("b'") else line)
+        return record["event"], {k: record[k] for k in fields}
+
+    return log3
+
+
+def test_task_log_processors_redact_what_the_hook_registered(monkeypatch, creds):
+    """Airflow's own task-log pipeline turns the connection's credentials into ``***`` once the hook has registered
+    them (Airflow 3: the Task SDK's structlog processors; Airflow 2: the SecretsMasker filter)."""
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
     monkeypatch.setenv("AIRFLOW_CONN_KUBE_LOGGED", json.dumps({
         "conn_type": "kubernetes", "password": creds["conn_password"],
         "extra": {"kube_config": _kubeconfig_text(creds)}}))
+    task_log = _task_logger(monkeypatch)
+    fields = {"token": creds["token"], "password": creds["password"], "conn": creds["conn_password"]}
 
-    def task_log(**secrets_: str) -> dict[str, Any]:
-        out = io.StringIO()
-        log = structlog.wrap_logger(structlog.PrintLogger(file=out),
-                                    processors=list(logging_processors(json_output=True)))
-        log.info("connecting with token=%s", secrets_["token"], **secrets_)
-        line = out.getvalue().strip()
-        return json.loads(line[2:-1] if line.startswith("b'") else line)
-
-    leaked = task_log(token=creds["token"], password=creds["password"], conn=creds["conn_password"])
-    assert leaked["event"] == f"connecting with token={creds['token']}"  # not registered yet: shown as is
+    event, logged = task_log("connecting with token=%s", creds["token"], **fields)
+    assert event == f"connecting with token={creds['token']}"  # not registered yet: shown as is
     KubeRayHook(kubernetes_conn_id="kube_logged").get_conn()
-    logged = task_log(token=creds["token"], password=creds["password"], conn=creds["conn_password"])
-    assert logged["event"] == "connecting with token=***"
-    assert (logged["token"], logged["password"], logged["conn"]) == ("***", "***", "***")
+    event, logged = task_log("connecting with token=%s", creds["token"], **fields)
+    assert event == "connecting with token=***"
+    assert logged == {"token": "***", "password": "***", "conn": "***"}
 
 
 def test_kube_config_path_credentials_are_masked(monkeypatch, creds, tmp_path: Path):
@@ -248,13 +287,12 @@ def test_real_run_registers_masks_logs_nothing_and_returns_no_secret(local_stack
     (dag.test's in-process logging applies no masking to anything, so the redaction of the task log itself is
     proven with Airflow's task-log processors in test_task_log_processors_redact_what_the_hook_registered.)
     """
-    from airflow.models.xcom import XComModel
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
     from airflow.utils.session import create_session
 
     from kuberay_provider import constants as c
     from kuberay_provider.local.clusters import SIMULATE_ANNOTATION
-    from tests.integration.airflow_support import run_dag, task_states
+    from tests.integration.airflow_support import AIRFLOW_2, run_dag, task_states, xcom_model
     from tests.integration.test_janitor import START
 
     kubeconfig = _kubeconfig_text(creds, server=local_stack.api_url)
@@ -288,8 +326,10 @@ def test_real_run_registers_masks_logs_nothing_and_returns_no_secret(local_stack
         assert not any(leak in json.dumps(stored) for leak in leaks)
         # Every XCom of the run.
         with create_session() as session:
-            rows = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
-            xcoms = {(r.task_id, r.key): json.dumps(r.value, default=str) for r in rows}
+            model = xcom_model()
+            rows = session.query(model).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+            xcoms = {(r.task_id, r.key): json.dumps(model.deserialize_value(r) if AIRFLOW_2 else r.value, default=str)
+                     for r in rows}
         assert {("train", "return_value"), ("train", "rayjob_name")} <= set(xcoms)
         summary = json.loads(xcoms[("train", "return_value")])
         summary = json.loads(summary) if isinstance(summary, str) else summary
