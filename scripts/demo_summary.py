@@ -38,8 +38,18 @@ def _decode(value: Any) -> Any:
 def airflow_run(dag_id: str) -> dict[str, Any]:
     """The latest run of ``dag_id``: run id, state, and per task (short id) its state, seconds and XCom."""
     from airflow.models import DagRun, TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    try:  # Airflow 3's ORM model of XCom rows; Airflow 2 has only XCom (whose value needs deserialising)
+        from airflow.models.xcom import XComModel as xcom_rows
+
+        def value_of(row: Any) -> Any:
+            return _decode(row.value)
+    except ImportError:
+        from airflow.models.xcom import XCom as xcom_rows
+
+        def value_of(row: Any) -> Any:
+            return _decode(xcom_rows.deserialize_value(row))
 
     with create_session() as session:
         run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
@@ -49,10 +59,10 @@ def airflow_run(dag_id: str) -> dict[str, Any]:
         instances = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id).all()
         never = run.end_date or run.start_date  # skipped tasks have no start: show them where they were decided
         for ti in sorted(instances, key=lambda t: (t.start_date or t.end_date or never, t.task_id)):
-            rows = session.query(XComModel).filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id).all()
+            rows = session.query(xcom_rows).filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id).all()
             tasks[ti.task_id.rsplit(".", 1)[-1]] = {
                 "task_id": ti.task_id, "state": str(ti.state), "seconds": float(ti.duration or 0.0),
-                "xcom": {row.key: _decode(row.value) for row in rows},
+                "xcom": {row.key: value_of(row) for row in rows},
             }
         return {"run_id": run.run_id, "state": str(run.state), "tasks": tasks}
 

@@ -78,15 +78,37 @@ def _check_name(name: str) -> None:
     assert validate_rayjob_name(name) == name
 
 
-@pytest.mark.parametrize("ident", IDENTITIES, ids=lambda i: repr(i)[:60])
-def test_rayjob_name_is_a_valid_dns1035_label_of_at_most_47_chars(ident):
+def _failures(check, identities=IDENTITIES) -> list[str]:
+    """Run ``check`` on every identity; the identities it fails for (one behaviour, many inputs: one test)."""
+    failed = []
+    for ident in identities:
+        try:
+            check(ident)
+        except AssertionError as exc:
+            failed.append(f"{ident!r}: {exc}")
+    return failed
+
+
+def _check_rayjob_names(ident: TaskInstanceIdentity) -> None:
     _check_name(ident.rayjob_name())
     for prefix in ("custom", "Custom Prefix!", "9lives", "x" * 200, "日本", "-"):
         _check_name(ident.rayjob_name(prefix))
 
 
-@pytest.mark.parametrize("ident", IDENTITIES, ids=lambda i: repr(i)[:60])
-def test_labels_and_annotations_are_valid(ident):
+def test_rayjob_name_is_a_valid_dns1035_label_of_at_most_47_chars():
+    assert len(IDENTITIES) > 400
+    assert _failures(_check_rayjob_names) == []
+
+
+def test_the_identity_sweep_can_fail():
+    assert _failures(lambda ident: _check_name(ident.rayjob_name() + "-Bad"), IDENTITIES[:3]) != []
+
+
+def test_labels_and_annotations_are_valid():
+    assert _failures(_check_labels) == []
+
+
+def _check_labels(ident: TaskInstanceIdentity) -> None:
     labels = ident.labels()
     assert validate_labels(labels) == labels
     for value in labels.values():

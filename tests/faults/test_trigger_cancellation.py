@@ -46,6 +46,7 @@ async def _run_until_cancelled(trigger: RayJobTrigger, seconds_running: float, i
     return task
 
 
+@pytest.mark.composer
 def test_user_kill_deletes_the_rayjob(kube, namespace, assert_nothing_left):
     name = "user-kill"
     _create(kube, namespace, name, "python -c \"import time; time.sleep(300)\"")
@@ -59,6 +60,7 @@ def test_user_kill_deletes_the_rayjob(kube, namespace, assert_nothing_left):
     assert_nothing_left()
 
 
+@pytest.mark.composer
 def test_triggerer_restart_keeps_the_job_and_a_new_trigger_resumes(kube, namespace, assert_nothing_left):
     name = "triggerer-restart"
     _create(kube, namespace, name, "python -c \"import time; time.sleep(15); print('finished after restart')\"")

@@ -71,8 +71,6 @@ def task_instance(dag_run: Any, task_id: str) -> Any:
 
 def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     """An XCom value of the run, deserialised."""
-    import json
-
     from airflow.utils.session import create_session
 
     model = xcom_model()
@@ -80,12 +78,17 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
         row = session.query(model).filter_by(
             dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key
         ).one_or_none()
-        if row is None:
-            return None
-        if AIRFLOW_2:
-            return model.deserialize_value(row)
-        value = row.value
-        return json.loads(value) if isinstance(value, str) else value
+        return None if row is None else xcom_value(row)
+
+
+def xcom_value(row: Any) -> Any:
+    """The value of an XCom row (JSON text, bytes or an already decoded column, by Airflow version and DB)."""
+    import json
+
+    value = row.value
+    if isinstance(value, bytes):
+        value = value.decode()
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.5) -> Any:

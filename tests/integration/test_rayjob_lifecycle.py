@@ -55,6 +55,7 @@ def _no_cluster_left(local_stack, kube, namespace):
     assert local_stack.controller.running_clusters() == {}
 
 
+@pytest.mark.composer
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_success_streams_log_and_teardown_is_confirmed(kube, local_stack, namespace, capfd, deferrable):
     from kuberay_provider.sensors.rayjob import RayClusterDeletedSensor
@@ -83,6 +84,7 @@ def test_success_streams_log_and_teardown_is_confirmed(kube, local_stack, namesp
     _no_cluster_left(local_stack, kube, namespace)
 
 
+@pytest.mark.composer
 def test_app_failure_fails_task_with_reason_and_log_tail_and_deletes_everything(kube, local_stack, namespace, capfd):
     with _dag("lifecycle_app_failure") as dag:
         _rayjob_op("train", namespace, PRINT_AND_FAIL)
@@ -132,6 +134,7 @@ def test_execution_timeout_runs_on_kill_which_deletes_the_rayjob(kube, local_sta
     _no_cluster_left(local_stack, kube, namespace)
 
 
+@pytest.mark.composer
 def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, local_stack, namespace, capfd):
     faults = local_stack.server.faults
 

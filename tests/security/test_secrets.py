@@ -292,7 +292,7 @@ def test_real_run_registers_masks_logs_nothing_and_returns_no_secret(local_stack
 
     from kuberay_provider import constants as c
     from kuberay_provider.local.clusters import SIMULATE_ANNOTATION
-    from tests.integration.airflow_support import AIRFLOW_2, run_dag, task_states, xcom_model
+    from tests.integration.airflow_support import run_dag, task_states, xcom_model, xcom_value
     from tests.integration.test_janitor import START
 
     kubeconfig = _kubeconfig_text(creds, server=local_stack.api_url)
@@ -328,8 +328,7 @@ def test_real_run_registers_masks_logs_nothing_and_returns_no_secret(local_stack
         with create_session() as session:
             model = xcom_model()
             rows = session.query(model).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
-            xcoms = {(r.task_id, r.key): json.dumps(model.deserialize_value(r) if AIRFLOW_2 else r.value, default=str)
-                     for r in rows}
+            xcoms = {(r.task_id, r.key): json.dumps(xcom_value(r), default=str) for r in rows}
         assert {("train", "return_value"), ("train", "rayjob_name")} <= set(xcoms)
         summary = json.loads(xcoms[("train", "return_value")])
         summary = json.loads(summary) if isinstance(summary, str) else summary
