@@ -7,6 +7,8 @@
 #   scripts/test.sh                          # every lane: latest (whole suite), composer-3.3 and composer-2.10
 #                                            # (fast tests + the end-to-end subset marked `composer`)
 #   scripts/test.sh --lane latest -m "not slow"   # one lane, extra pytest arguments
+#   KUBERAY_TEST_WORKERS=1 scripts/test.sh        # one pytest process (default 2, pytest-xdist --dist loadfile:
+#                                                 # each worker has its own local stack, Airflow home and ports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lanes=()
@@ -37,7 +39,8 @@ for lane in "${lanes[@]}"; do
   echo "== lane $lane: $("$venv/bin/python" -c 'import airflow; print("Airflow", airflow.__version__)') (AIRFLOW_HOME $AIRFLOW_HOME)"
   lane_started=$(date +%s)
   set +e
-  "$venv/bin/pytest" "${selection[@]}" --junitxml=".lanes/$lane.junit.xml" "$@"
+  "$venv/bin/pytest" -n "${KUBERAY_TEST_WORKERS:-2}" --dist loadfile "${selection[@]}" \
+    --junitxml=".lanes/$lane.junit.xml" "$@"
   rc=$?
   set -e
   rm -rf "$AIRFLOW_HOME"

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist workers (scripts/test.sh runs two): each gets an AIRFLOW_HOME (metadata DB) of its own, set before
+# anything imports Airflow, beside its own local stack, Ray clusters and ports.
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("AIRFLOW_HOME"):
+    _home = Path(os.environ["AIRFLOW_HOME"]) / os.environ["PYTEST_XDIST_WORKER"]
+    _home.mkdir(parents=True, exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(_home)
+
 import kuberay_provider
 from kuberay_provider.local.stack import LocalStack
 
@@ -17,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(kuberay_provider.__file__).resolve().parent
 # scripts/test.sh runs the suite against the installed wheel: importing the checkout's copy would test something no
 # user installs (and hide files missing from the wheel).
-if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR.is_relative_to(REPO):
+if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR == REPO / "kuberay_provider":
     raise pytest.UsageError(
         f"kuberay_provider was imported from the working tree ({PACKAGE_DIR}), not from the installed wheel: "
         "run the suite with PYTHONSAFEPATH=1 and without the checkout on sys.path (scripts/test.sh does)"
