@@ -215,7 +215,10 @@ def test_keep_failed_policy_keeps_the_rayjob_but_not_the_cluster(kube, namespace
     run = _run_one("fault_keep_failed", namespace, "python -c \"import sys; sys.exit(2)\"", cleanup_policy="keep_failed")
     assert task_states(run) == {"train": "failed"}
     [job] = kube.list_rayjobs(namespace)
-    assert (job["status"]["jobDeploymentStatus"], job["status"]["reason"]) == ("Failed", "AppFailed")
+    status = job["status"]
+    # KubeRay's record of an application failure, as the local double writes it (also its own check of the double).
+    assert (status["jobDeploymentStatus"], status["jobStatus"], status["reason"]) == ("Failed", "FAILED", "AppFailed")
+    assert (status["failed"], status.get("succeeded", 0)) == (1, 0)
     assert_nothing_left(rayjobs_kept=1)
 
 

@@ -224,17 +224,6 @@ def test_success_sequence_children_log_and_ttl_cleanup(crd, core, namespace, loc
 
 
 @pytest.mark.slow
-def test_app_failure(crd, core, namespace) -> None:
-    body = rayjob("boom", "python -c \"import sys; print('boom'); sys.exit(3)\"", shutdownAfterJobFinishes=True)
-    rec = create(crd, core, namespace, body)
-    final = rec.wait_state(("Complete", "Failed"), RAY_TIMEOUT)
-    assert (final["jobDeploymentStatus"], final["jobStatus"], final["reason"]) == ("Failed", "FAILED", "AppFailed")
-    assert final["failed"] == 1 and final["succeeded"] == 0
-    assert "boom" in submitter_log(core, namespace, "boom")
-    rec.stop()
-
-
-@pytest.mark.slow
 def test_active_deadline_exceeded_while_running(crd, core, namespace, local_stack) -> None:
     body = rayjob("late", "python -c \"import time; print('working', flush=True); time.sleep(300)\"",
                   shutdownAfterJobFinishes=True, backoffLimit=2)
