@@ -33,6 +33,9 @@ def get_provider_info() -> dict:
         "triggers": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.triggers.rayjob"]}],
         "hooks": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.hooks.kuberay"]}],
         "extra-links": ["kuberay_provider.links.RayDashboardLink"],
+        "task-decorators": [
+            {"name": "ray_job", "class-name": "kuberay_provider.decorators.ray_job.ray_job_task"},
+        ],
         "integrations": [
             {
                 "integration-name": "KubeRay",

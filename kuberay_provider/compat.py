@@ -32,6 +32,8 @@ AIRFLOW_2_LOCATIONS: dict[str, str] = {
     "DAG": "airflow.models.dag",
     "Param": "airflow.models.param",
     "get_current_context": "airflow.operators.python",
+    "DecoratedOperator": "airflow.decorators.base",
+    "task_decorator_factory": "airflow.decorators.base",
 }
 
 __all__ = sorted(AIRFLOW_2_LOCATIONS)

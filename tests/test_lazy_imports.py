@@ -26,6 +26,7 @@ MODULES = [
     "kuberay_provider.operators.janitor",
     "kuberay_provider.sensors.rayjob",
     "kuberay_provider.pipelines.builder",
+    "kuberay_provider.decorators.ray_job",
 ]
 DAGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dags")
 
@@ -54,6 +55,7 @@ PROBE = textwrap.dedent(
                      for m in group["python-modules"]]
     classes_named = list(info.get("hook-class-names", [])) + list(info.get("extra-links", []))
     classes_named += [ct["hook-class-name"] for ct in info.get("connection-types", [])]
+    classes_named += [d["class-name"] for d in info.get("task-decorators", [])]
     for path in modules_named:
         try:
             importlib.import_module(path)
@@ -64,7 +66,7 @@ PROBE = textwrap.dedent(
         module, _, attr = path.rpartition(".")
         try:
             obj = getattr(importlib.import_module(module), attr)
-            named[path] = "class" if isinstance(obj, type) else f"error: not a class: {{obj!r}}"
+            named[path] = "class" if isinstance(obj, type) or callable(obj) else f"error: not a class: {{obj!r}}"
         except Exception as exc:
             named[path] = f"error: {{type(exc).__name__}}: {{exc}}"
     print(json.dumps({{"modules": modules, "baseline": baseline, "airflow": airflow.__version__, "info": info,

@@ -1,0 +1,1 @@
+"""TaskFlow decorators: ``@task.ray_job`` (:mod:`kuberay_provider.decorators.ray_job`)."""
