@@ -123,9 +123,9 @@ def drive(args: argparse.Namespace) -> None:
     async def main() -> list[dict[str, float]]:
         out = []
         headers = {"Content-Type": "application/merge-patch+json"}
-        connector = aiohttp.TCPConnector(limit=32)
+        connector = aiohttp.TCPConnector(limit=args.writers)
         async with aiohttp.ClientSession(args.url, connector=connector, headers=headers) as session:
-            sem = asyncio.Semaphore(32)
+            sem = asyncio.Semaphore(args.writers)
 
             async def finish(name: str) -> None:
                 i = int(name.split("-")[1])
@@ -251,8 +251,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
 
     from kuberay_provider.triggers.rayjob import RayJobTrigger
 
-    logging.getLogger("kuberay_provider").setLevel(logging.WARNING)
-    logging.getLogger("airflow").setLevel(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)  # status and driver lines are not written anywhere (both designs)
     proc = psutil.Process()
     port = int(url.rsplit(":", 1)[1])
     cls = _baseline_trigger_class() if args.design == "baseline" else RayJobTrigger
@@ -284,6 +283,19 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         return sum(1 for c in proc.net_connections(kind="tcp")
                    if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
 
+    received_at: dict[str, float] = {}  # when the shared watch delivered a RayJob's terminal status (shared only)
+    # (the emulated server and the transport's share of the reaction time)
+    from kuberay_provider.hooks import informer as informer_mod
+
+    original_apply = informer_mod.Informer._apply
+
+    def apply(self: Any, event: Any) -> None:
+        if self.kind.plural == "rayjobs" and (event.object.get("status") or {}).get("jobDeploymentStatus") in (
+                "Complete", "Failed"):
+            received_at.setdefault(event.object["metadata"]["name"], time.time())
+        original_apply(self, event)
+
+    informer_mod.Informer._apply = apply
     names = [f"bench-{i:05d}" for i in range(args.n)]
     lag_task = asyncio.create_task(sample_lag())
     rss_before = proc.memory_info().rss
@@ -304,7 +316,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         connections = api_connections()
         driver = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--drive", "--url", url, "--waves", str(args.waves),
-            "--wave-gap", str(args.wave_gap), *common, stdout=asyncio.subprocess.PIPE, env=env)
+            "--wave-gap", str(args.wave_gap), "--writers", str(args.writers), *common, stdout=asyncio.subprocess.PIPE, env=env)
         out, _ = await driver.communicate()
         waves = json.loads(out)
         waves_from = waves[0]["start"]
@@ -322,6 +334,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
     await asyncio.gather(*tasks, lag_task, return_exceptions=True)
 
     reactions, wrong = [], 0
+    delivery = [received_at[n] - writes[n] for n in received_at if n in writes]
     for name, got in events.items():
         i = int(name.split("-")[1])
         expected = "failed" if i % 10 == 9 else "success"
@@ -343,7 +356,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         "requests_per_s": (req1 - req0) / (steady_to - steady_from),
         "cpu_s_per_min": (cpu1 - cpu0) / (steady_to - steady_from) * 60,
         "lag_start": _percentiles(start_lag), "lag_steady": _percentiles(steady), "lag_waves": _percentiles(during),
-        "reaction": _percentiles(reactions), "received": received, "expected": len(names),
+        "reaction": _percentiles(reactions), "delivery": _percentiles(delivery), "received": received, "expected": len(names),
         "exactly_once": sum(1 for v in events.values() if len(v) == 1), "wrong": wrong,
     }
 
@@ -359,15 +372,16 @@ def _watches(r: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = ("| design | N | logs | RSS MB | per trigger KB | startup s | API conns | open watches | req/s waiting "
-            "| CPU s/min waiting "
-            "| lag ms p50/p99/max steady | lag ms p50/p99/max waves | reaction ms p50/p99/max | events (exactly once) |")
-    rows = [head, "|" + "|".join(["---"] * 14) + "|"]
+            "| CPU s/min waiting | lag ms p50/p99/max steady | lag ms p50/p99/max waves | reaction ms p50/p99/max "
+            "| of which watch delivery ms p50/p99/max | events (exactly once) |")
+    rows = [head, "|" + "|".join(["---"] * 15) + "|"]
     for r in results:
         rows.append(
             f"| {r['design']} | {r['n']:,} | {'on' if r['logs'] else 'off'} | {r['rss_mb']:.0f} | "
             f"{r['rss_per_trigger_kb']:.1f} | {r['startup_s']:.1f} | {r['connections']} | {_watches(r)} | "
             f"{r['requests_per_s']:.2f} | "
             f"{r['cpu_s_per_min']:.2f} | {_ms(r['lag_steady'])} | {_ms(r['lag_waves'])} | {_ms(r['reaction'])} | "
+            f"{_ms(r['delivery'])} | "
             f"{r['received']:,}/{r['expected']:,} ({r['exactly_once']:,}{', wrong ' + str(r['wrong']) if r['wrong'] else ''}) |")
     return "\n".join(rows)
 
@@ -382,6 +396,7 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=60.0, help="seconds of plain waiting measured")
     parser.add_argument("--waves", type=int, default=10)
     parser.add_argument("--wave-gap", type=float, default=3.0)
+    parser.add_argument("--writers", type=int, default=8, help="concurrent status writes of the driver")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=300.0)
     parser.add_argument("--design", help=argparse.SUPPRESS)
@@ -403,7 +418,7 @@ def main() -> None:
                 skipped.append(f"baseline at N={n:,} skipped (--baseline-max {args.baseline_max})")
                 continue
             cmd = [sys.executable, __file__, "--child", "--design", design, "--n", str(n), "--wait", str(args.wait),
-                   "--waves", str(args.waves), "--wave-gap", str(args.wave_gap),
+                   "--waves", str(args.waves), "--wave-gap", str(args.wave_gap), "--writers", str(args.writers),
                    "--startup-timeout", str(args.startup_timeout), "--event-timeout", str(args.event_timeout),
                    "--logs" if args.logs else "--no-logs"]
             print(f"running {design} N={n} ...", file=sys.stderr, flush=True)

@@ -705,14 +705,24 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             raise
 
     async def diagnose(self, status: RayJobStatus) -> list[str]:
-        """Async twin of :meth:`KubeRayHook.diagnose`."""
+        """Async twin of :meth:`KubeRayHook.diagnose`: the same reads, at once, on the loop's shared client."""
         lines: list[str] = []
         try:
-            if status.cluster_name:
-                lines += describe_pod_problems(await self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
-            lines += describe_pod_problems(await self.list_pods(status.namespace, submitter_pod_selector(status.name)))
-            lines += describe_submitter_job(await self.read_submitter_job(status.name, status.namespace))
-            lines += describe_warning_events(await self.list_events(status.namespace), status.name, status.cluster_name)
+            async with self.shared_client():
+                async def no_pods() -> list[dict[str, Any]]:
+                    return []
+
+                head, submitters, job, events = await asyncio.gather(
+                    self.list_pods(status.namespace, head_pod_selector(status.cluster_name))
+                    if status.cluster_name else no_pods(),
+                    self.list_pods(status.namespace, submitter_pod_selector(status.name)),
+                    self.read_submitter_job(status.name, status.namespace),
+                    self.list_events(status.namespace),
+                )
+            lines += describe_pod_problems(head)
+            lines += describe_pod_problems(submitters)
+            lines += describe_submitter_job(job)
+            lines += describe_warning_events(events, status.name, status.cluster_name)
         except Exception as exc:
             lines.append(f"(could not read pods or events: {exc})")
         return lines
