@@ -418,7 +418,12 @@ class Informer:
         query: dict[str, Any] = {"watch": True, "allow_watch_bookmarks": True, "timeout_seconds": action.timeout_seconds}
         if action.resource_version:
             query["resource_version"] = action.resource_version
-        response = await self._request(shared, (10, action.timeout_seconds + 15), **query)
+        import aiohttp
+
+        # A ClientTimeout (not a tuple: older kubernetes_asyncio hands the value to aiohttp as is): no total bound
+        # beyond the server-side timeout, a read bound in case the connection silently dies.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=action.timeout_seconds + 15)
+        response = await self._request(shared, timeout, **query)
         started, seen = time.monotonic(), 0
         try:
             while True:
