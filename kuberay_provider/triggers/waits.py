@@ -25,7 +25,7 @@ from kuberay_provider.hooks.informer import (
     newer,
 )
 from kuberay_provider.hooks.pods import LogTail, newest_started_pod, pod_finished, pod_name
-from kuberay_provider.hooks.watching import RayJobWaiter, RayJobWaitError, WatchEvent
+from kuberay_provider.hooks.watching import RayJobWaiter, RayJobWaitError, TimedOut, WatchEvent
 from kuberay_provider.status import RayJobStatus
 
 #: How long a finished job's log follow may go on draining what the driver wrote last.
@@ -110,6 +110,8 @@ class DriverLog:
         return ended
 
     def on_follow_ended(self, type_: str, pod: str) -> None:
+        if self.task is not None and not self.task.done():
+            return  # the report of an earlier follow (revoked, then granted again): the current one goes on
         self.task = None
         current = self.pods.get(pod)
         if type_ == "ENDED" and (current is None or pod_finished(current)):
@@ -171,7 +173,13 @@ async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *
         pods = stack.enter_context(registry.subscribe(conn, namespace, SUBMITTER_PODS, name, feed, "pod")) \
             if logs is not None else None
         try:
-            obj = (await jobs.current(name)).get(name)
+            remaining = waiter.remaining()
+            try:  # the first list may not come (an outage at start): the deadline still holds
+                cached = await (jobs.current(name) if remaining is None
+                                else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+            except TimeoutError:
+                return waiter.outcome() or TimedOut(waiter.last)
+            obj = cached.get(name)
             if obj is None:  # not in the shared cache: it may have been created a moment ago; ask the API
                 full = await hook.get_rayjob(name, namespace)
                 obj = RAYJOBS.trim(full) if full is not None else None

@@ -241,3 +241,15 @@ def test_pool_of_zero_never_follows():
     pool = LogFollowPool(0)
     pool.request(_ticket(1, log))
     assert log == [] and not pool.active
+
+
+def test_the_deadline_holds_while_the_first_list_cannot_be_made(api, namespace):
+    api.create_rayjob("early", namespace, RUNNING)
+    api.server.faults.outage(4)
+
+    async def scenario():
+        # (without the deadline around the first list this would wait for the informer forever)
+        return await asyncio.wait_for(first_event(trig("early", namespace, deadline=time.time() + 1)), 20)
+
+    event = asyncio.run(scenario())
+    assert (event["status"], event["name"]) == ("timeout", "early")
