@@ -263,12 +263,32 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         def _on_status(self, status: Any) -> None:
             first_status.setdefault(self.name, time.time())
 
+    beat = [time.monotonic()]
+
     async def sample_lag() -> None:
         interval = 0.01
         while True:
             before = time.perf_counter()
             await asyncio.sleep(interval)
+            beat[0] = time.monotonic()
             lags.append((time.time(), time.perf_counter() - before - interval))
+
+    if os.environ.get("BENCH_STALL_TRACE"):  # a watchdog thread prints where the loop is stuck for > 100 ms
+        import threading
+        import traceback
+
+        loop_thread = threading.get_ident()
+
+        def watchdog() -> None:
+            reported = 0.0
+            while True:
+                time.sleep(0.05)
+                if time.monotonic() - beat[0] > 0.1 and beat[0] != reported:
+                    reported = beat[0]
+                    frame = sys._current_frames().get(loop_thread)
+                    print("STALL\n" + "".join(traceback.format_stack(frame)[-4:]), file=sys.stderr, flush=True)
+
+        threading.Thread(target=watchdog, daemon=True).start()
 
     async def run_one(name: str) -> None:
         trigger = Measured(name, NAMESPACE, stream_logs=args.logs)

@@ -35,7 +35,7 @@ from kuberay_provider.hooks.watching import CollectionWatcher, List, Sleep, Watc
 log = logging.getLogger(__name__)
 
 #: Items per page when an informer lists its collection (bounds the memory and loop time of one page).
-LIST_PAGE_SIZE = 500
+LIST_PAGE_SIZE = 100
 #: Concurrent driver-log follows per process unless ``[kuberay] max_log_follows`` says otherwise.
 DEFAULT_MAX_LOG_FOLLOWS = 32
 #: Connections one shared client may open at once (watches, log follows and short requests share them).
