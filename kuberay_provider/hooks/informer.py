@@ -40,6 +40,9 @@ LIST_PAGE_SIZE = 100
 DEFAULT_MAX_LOG_FOLLOWS = 32
 #: Connections one shared client may open at once (watches, log follows and short requests share them).
 CONNECTION_LIMIT = 100
+#: Short requests (GET, list, log tail, diagnostics) in flight at once per loop; with the watches and the log
+#: follows this stays below :data:`CONNECTION_LIMIT`, so no request waits for a connection inside its timeout.
+REQUESTS_IN_FLIGHT = 64
 #: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines).
 EVENTS_PER_YIELD = 200
 
@@ -540,6 +543,7 @@ class Registry:
         self.clients = SharedClients()
         self.informers: dict[tuple[ConnKey, str, str], Informer] = {}
         self.log_pool = LogFollowPool(max_log_follows())
+        self.requests = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
         self.informers_started = 0
 
     def hook_for(self, conn: ConnKey, shared: SharedClient) -> Any:

@@ -502,8 +502,14 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             yield shared.api
 
     async def _call(self, fn: Callable[[Any], Any]) -> Any:
+        from kuberay_provider.hooks.informer import registry
+
+        in_flight = registry().requests
+
         async def attempt():
-            async with self.get_conn() as api_client:
+            # Bounded below the client's connection limit: a request never waits for a connection inside its
+            # own timeout (a wave of finished jobs would otherwise time out in the pool and retry).
+            async with self.get_conn() as api_client, in_flight:
                 return await fn(api_client)
 
         return await acall_with_retry(attempt, classify_async_error, self.retry, log=self.log)
