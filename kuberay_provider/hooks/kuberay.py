@@ -51,6 +51,8 @@ from kuberay_provider.naming import validate_dns_subdomain, validate_namespace
 from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
 REQUEST_TIMEOUT = 30.0
+#: A log follow with no byte for this long is re-opened (its lines are de-duplicated by :class:`LogTail`).
+FOLLOW_IDLE_SECONDS = 600.0
 #: Sent with every request so API audit logs (and the RBAC test) can tell the provider's calls apart.
 USER_AGENT = f"airflow-provider-kuberay/{__version__}"
 StatusCallback = Callable[[RayJobStatus], None]
@@ -463,24 +465,51 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
     def __init__(self, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry = retry or RetryPolicy()
-        self._secrets_masked = False
-        self.request_timeout = REQUEST_TIMEOUT  # the connection's ``request_timeout`` once get_conn() read it
+        self.request_timeout = REQUEST_TIMEOUT  # the connection's ``request_timeout`` once a client was leased
+        self._shared: Any = None
+
+    def conn_key(self) -> Any:
+        """The :class:`~kuberay_provider.hooks.informer.ConnKey` of this hook's connection."""
+        from kuberay_provider.hooks.informer import ConnKey
+
+        return ConnKey(self.conn_id or "kubernetes_default", self.cluster_context, self.config_file, self.in_cluster)
+
+    def use_shared_client(self, shared: Any) -> None:
+        """Make every call of this hook use ``shared`` (a :class:`~kuberay_provider.hooks.informer.SharedClient`)."""
+        self._shared = shared
+        self.request_timeout = shared.request_timeout
+
+    @contextlib.asynccontextmanager
+    async def shared_client(self) -> AsyncIterator[Any]:
+        """Hold the loop's client for this connection for the block (every call inside reuses it)."""
+        from kuberay_provider.hooks.informer import registry
+
+        if self._shared is not None:
+            yield self._shared
+            return
+        async with registry().clients.lease(self.conn_key()) as shared:
+            self.use_shared_client(shared)
+            try:
+                yield shared
+            finally:
+                self._shared = None
 
     @contextlib.asynccontextmanager
     async def get_conn(self) -> AsyncIterator[Any]:
-        """The cncf hook's async API client, identified by the provider's User-Agent."""
-        if not self._secrets_masked:
-            extras = await self.get_conn_extras()
-            mask_connection_secrets(extras, default_kubeconfig_paths(self.config_file))
-            self.request_timeout = request_timeout_from(extras)
-            self._secrets_masked = True
-        async with super().get_conn() as api_client:
-            api_client.user_agent = USER_AGENT
-            yield api_client
+        """The loop's shared API client for this connection (built once, off the loop; see
+        :mod:`~kuberay_provider.hooks.informer`), identified by the provider's User-Agent; secrets masked."""
+        async with self.shared_client() as shared:
+            yield shared.api
 
     async def _call(self, fn: Callable[[Any], Any]) -> Any:
+        from kuberay_provider.hooks.informer import registry
+
+        in_flight = registry().requests
+
         async def attempt():
-            async with self.get_conn() as api_client:
+            # Bounded below the client's connection limit: a request never waits for a connection inside its
+            # own timeout (a wave of finished jobs would otherwise time out in the pool and retry).
+            async with self.get_conn() as api_client, in_flight:
                 return await fn(api_client)
 
         return await acall_with_retry(attempt, classify_async_error, self.retry, log=self.log)
@@ -564,12 +593,19 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
 
         return await self._call(read)
 
-    async def follow_pod_log(self, name: str, namespace: str, container: str | None = None) -> AsyncIterator[str]:
+    async def follow_pod_log(self, name: str, namespace: str, container: str | None = None,
+                             since_seconds: int | None = None) -> AsyncIterator[str]:
         """Lines of a pod's log as they are written, until the container stops."""
+        import aiohttp
         from kubernetes_asyncio import client
 
         async with self.get_conn() as api:
-            kwargs: dict[str, Any] = {"follow": True, "_preload_content": False}
+            # A follow lives as long as the container: no total timeout (the client's default would cut it and
+            # the reconnect re-read the log); only a connect timeout and a long idle-read bound.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=FOLLOW_IDLE_SECONDS)
+            kwargs: dict[str, Any] = {"follow": True, "_preload_content": False, "_request_timeout": timeout}
+            if since_seconds:
+                kwargs["since_seconds"] = since_seconds
             if container:
                 kwargs["container"] = container
             response = await araise_for_status(await client.CoreV1Api(api).read_namespaced_pod_log(name, namespace, **kwargs))
@@ -675,14 +711,24 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             raise
 
     async def diagnose(self, status: RayJobStatus) -> list[str]:
-        """Async twin of :meth:`KubeRayHook.diagnose`."""
+        """Async twin of :meth:`KubeRayHook.diagnose`: the same reads, at once, on the loop's shared client."""
         lines: list[str] = []
         try:
-            if status.cluster_name:
-                lines += describe_pod_problems(await self.list_pods(status.namespace, head_pod_selector(status.cluster_name)))
-            lines += describe_pod_problems(await self.list_pods(status.namespace, submitter_pod_selector(status.name)))
-            lines += describe_submitter_job(await self.read_submitter_job(status.name, status.namespace))
-            lines += describe_warning_events(await self.list_events(status.namespace), status.name, status.cluster_name)
+            async with self.shared_client():
+                async def no_pods() -> list[dict[str, Any]]:
+                    return []
+
+                head, submitters, job, events = await asyncio.gather(
+                    self.list_pods(status.namespace, head_pod_selector(status.cluster_name))
+                    if status.cluster_name else no_pods(),
+                    self.list_pods(status.namespace, submitter_pod_selector(status.name)),
+                    self.read_submitter_job(status.name, status.namespace),
+                    self.list_events(status.namespace),
+                )
+            lines += describe_pod_problems(head)
+            lines += describe_pod_problems(submitters)
+            lines += describe_submitter_job(job)
+            lines += describe_warning_events(events, status.name, status.cluster_name)
         except Exception as exc:
             lines.append(f"(could not read pods or events: {exc})")
         return lines

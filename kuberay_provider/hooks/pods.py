@@ -154,6 +154,24 @@ class LogTail:
         for line in lines:
             self.accept(pod, line)
 
+    def merge_tail(self, pod: str, lines: Iterable[str]) -> list[str]:
+        """Record the last lines of ``pod``'s log read once after a partial follow; returns the lines not seen
+        yet (the longest overlap between what was kept and what was read is skipped)."""
+        fetched = list(lines)
+        if self._seen.get(pod, 0) == 0:
+            self.extend(pod, fetched)
+            return fetched
+        kept = list(self.lines)
+        new = fetched
+        for k in range(min(len(kept), len(fetched)), 0, -1):
+            if kept[-k:] == fetched[:k]:
+                new = fetched[k:]
+                break
+        for line in new:
+            self.lines.append(line)
+            self.total += 1
+        return new
+
     def text(self) -> str:
         return "\n".join(self.lines)
 

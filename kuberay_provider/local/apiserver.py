@@ -10,6 +10,7 @@ Everything runs on one asyncio loop; store mutations are synchronous, so they ar
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import datetime as dt
@@ -329,7 +330,12 @@ class KubeAPIServer:
                 pred = self._predicate(query)
                 if query.get("watch", "").lower() in ("true", "1"):
                     return await self._watch(request, res, namespace, pred)
-                return web.json_response(self.list_objects(res, namespace, pred))
+                try:
+                    limit = int(query["limit"]) if query.get("limit") else None
+                except ValueError as exc:
+                    raise ApiError(400, "BadRequest", f"invalid limit {query.get('limit')!r}") from exc
+                return web.json_response(self.list_objects(res, namespace, pred, limit=limit,
+                                                           continue_token=query.get("continue") or None))
             if method == "POST":
                 body = await self._body(request)
                 return web.json_response(self.create(res, namespace, body), status=201)
@@ -392,17 +398,39 @@ class KubeAPIServer:
         return self.store.bucket(res.storage_key).get((namespace or "", name))
 
     # ----------------------------------------------------------------- operations (synchronous, on the loop)
-    def list_objects(self, res: Resource, namespace: str | None, pred: Predicate | None = None) -> JSON:
-        """A ``<Kind>List`` of the matching objects, with the current resourceVersion."""
-        items = []
-        for (ns, _), obj in sorted(self.store.bucket(res.storage_key).items()):
+    def list_objects(self, res: Resource, namespace: str | None, pred: Predicate | None = None, *,
+                     limit: int | None = None, continue_token: str | None = None) -> JSON:
+        """A ``<Kind>List`` of the matching objects, with the current resourceVersion.
+
+        ``limit``/``continue`` page through the objects in key order as the real API server does; the pages after
+        the first report the first page's resourceVersion (so a watch resumed from it replays what changed
+        meanwhile: a client sees every change at least once, as with a real server's consistent pages).
+        """
+        rv, after = str(self.store.rv), None
+        if continue_token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
+                rv, after = str(state["rv"]), tuple(state["after"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ApiError(400, "BadRequest", "invalid continue token") from exc
+        items, last, more = [], None, False
+        for key, obj in sorted(self.store.bucket(res.storage_key).items()):
+            ns = key[0]
+            if after is not None and key <= after:
+                continue
             view = self._view(res, obj)
             if (namespace is None or ns == namespace) and (pred is None or pred(view)):
+                if limit and len(items) >= limit:
+                    more = True
+                    break
                 items.append(copy.deepcopy(view))
+                last = key
         if res.plural == "namespaces" and not res.group:
             items = self._with_implicit_namespaces(items, pred)
-        return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(self.store.rv)}, "items": items}
+        meta: JSON = {"resourceVersion": rv}
+        if more and last is not None:
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps({"rv": rv, "after": list(last)}).encode()).decode()
+        return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items}
 
     def _implicit_namespace(self, name: str) -> JSON:
         return {"apiVersion": "v1", "kind": "Namespace",
@@ -651,10 +679,9 @@ class KubeAPIServer:
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
-                    if bookmarks:
-                        mark = {"kind": res.kind, "apiVersion": res.api_version,
-                                "metadata": {"resourceVersion": str(self.store.rv)}}
-                        await response.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
+                    mark = self.bookmark(watcher, res) if bookmarks else None
+                    if mark is not None:
+                        await response.write(mark)
                     continue
                 if item == "close":
                     break
@@ -675,6 +702,17 @@ class KubeAPIServer:
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+    def bookmark(self, watcher: Watcher, res: Resource) -> bytes | None:
+        """The BOOKMARK line for ``watcher`` now, or None while an event for it is still queued.
+
+        A bookmark promises "you have seen everything up to this resourceVersion"; sending the global one while
+        an event committed as the wait timed out is still queued would make the client resume past that event.
+        """
+        if not watcher.queue.empty():
+            return None
+        mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(self.store.rv)}}
+        return json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
 
     def _expired_line(self, rv_text: str) -> bytes:
         err = ApiError(410, "Expired", f"too old resource version: {rv_text} ({self.store.oldest_servable() + 1})")

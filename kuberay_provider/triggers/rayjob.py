@@ -2,7 +2,9 @@
 
 The decisions (what is terminal, what is success, how to resume a watch) come from
 :mod:`kuberay_provider.status` and :mod:`kuberay_provider.hooks.watching`, the same code the operator's
-synchronous wait uses. The trigger never deletes a running job when the *triggerer* restarts; it does
+synchronous wait uses. Every trigger of a triggerer process shares one Kubernetes client per connection and
+one RayJob watch (and one submitter-pod watch) per namespace (:mod:`kuberay_provider.hooks.informer`); see
+:mod:`.waits`. The trigger never deletes a running job when the *triggerer* restarts; it does
 when a *user* kills the task (``on_kill``, Airflow 3.3+) or, on older Airflow, when the task instance is
 no longer deferred (``cleanup`` + ``safe_to_cancel``).
 """
@@ -18,12 +20,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from kuberay_provider import constants as c
+from kuberay_provider.hooks.informer import RAYCLUSTERS, registry
 from kuberay_provider.hooks.kuberay import AsyncKubeRayHook
 from kuberay_provider.hooks.pods import LogTail
 from kuberay_provider.hooks.watching import RayJobWaiter
 from kuberay_provider.outcome import error_event, final_status, outcome_event, succeeded
+from kuberay_provider.triggers.waits import LOG_DRAIN_SECONDS, DriverLog, wait_for_rayjob
 
-LOG_DRAIN_SECONDS = 15.0
+__all__ = ["LOG_DRAIN_SECONDS", "RayClusterDeletedTrigger", "RayJobTrigger"]
 
 
 def _airflow_version() -> tuple[int, int]:
@@ -102,49 +106,38 @@ class RayJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
-        timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
-        waiter = RayJobWaiter(self.name, self.namespace, timeout=timeout, watch_timeout=self.watch_timeout)
         tail = LogTail(self.log_tail_lines)
-        stop = asyncio.Event()
-        log_task = None
-        if self.stream_logs:
-            log_task = asyncio.create_task(
-                hook.stream_driver_log(self.name, self.namespace, tail, self._emit_driver_line, stop)
-            )
         try:
-            async for status in hook.watch_rayjob(self.name, self.namespace, waiter=waiter):
-                self.log.info("%s", status.describe())
-            outcome = waiter.next_action()
-            await self._finish_logs(log_task, stop)
-            event = await self._event_for(hook, outcome, tail)
+            async with hook.shared_client():
+                event = await self._wait(hook, tail)
         except asyncio.CancelledError:
-            stop.set()
-            if log_task:
-                log_task.cancel()
             raise
         except Exception as exc:
-            stop.set()
-            if log_task:
-                log_task.cancel()
             event = error_event(f"{type(exc).__name__}: {exc}", tail.lines)
         self._fired = True
-        yield TriggerEvent(event)
+        yield TriggerEvent(self._identified(event))
+
+    def _identified(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Every event names its RayJob (``name``, ``namespace``), whatever the outcome."""
+        return {**event, "name": self.name, "namespace": self.namespace}
+
+    async def _wait(self, hook: AsyncKubeRayHook, tail: LogTail) -> dict[str, Any]:
+        reg = registry()
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
+        waiter = RayJobWaiter(self.name, self.namespace, timeout=timeout, watch_timeout=self.watch_timeout)
+        feed: asyncio.Queue = asyncio.Queue()
+        logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed) \
+            if self.stream_logs else None
+        outcome = await wait_for_rayjob(hook, reg, waiter, on_status=self._on_status, logs=logs, feed=feed)
+        if logs is not None:
+            await logs.finish()
+        return await self._event_for(hook, outcome, tail)
+
+    def _on_status(self, status: Any) -> None:
+        self.log.info("%s", status.describe())
 
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
-
-    @staticmethod
-    async def _finish_logs(log_task: asyncio.Task | None, stop: asyncio.Event) -> None:
-        """Let the log stream drain what the finished job wrote, bounded in time."""
-        stop.set()
-        if log_task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(log_task), timeout=LOG_DRAIN_SECONDS)
-        except (TimeoutError, Exception):
-            log_task.cancel()
-            with contextlib.suppress(BaseException):
-                await log_task
 
     async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail) -> dict[str, Any]:
         """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`)."""
@@ -157,9 +150,12 @@ class RayJobTrigger(BaseTrigger):
         return outcome_event(outcome, self.name, self.namespace, diagnostics=diagnostics, log_tail=tail.lines)
 
     async def _delete(self, why: str) -> None:
+        """The one place the trigger deletes its RayJob (a user kill)."""
         self.log.info("Deleting RayJob %s/%s: %s", self.namespace, self.name, why)
         try:
-            await self._hook().delete_rayjob(self.name, self.namespace)
+            hook = self._hook()
+            async with hook.shared_client():
+                await hook.delete_rayjob(self.name, self.namespace)
         except Exception:
             self.log.exception("Could not delete RayJob %s/%s", self.namespace, self.name)
 
@@ -244,27 +240,49 @@ class RayClusterDeletedTrigger(BaseTrigger):
             },
         )
 
+    def _identified(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Every event names what it checked (``name``: the cluster names or the selector, and ``namespace``)."""
+        return {**event, "name": ",".join(self.names) or self.label_selector, "namespace": self.namespace,
+                "names": list(self.names), "label_selector": self.label_selector}
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        yield TriggerEvent(self._identified(await self._wait()))
+
+    async def _wait(self) -> dict[str, Any]:
         from kuberay_provider.teardown import leftovers
 
         hook = AsyncKubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
-        while True:
-            try:
-                clusters = await self._clusters(hook)
-                pods = []
-                for name in sorted(set(self.names) | {(o.get("metadata") or {}).get("name", "") for o in clusters}):
-                    pods += await hook.list_pods(self.namespace, f"{c.RAY_CLUSTER_LABEL}={name}")
-                left = leftovers(clusters, pods)
-            except Exception as exc:
-                self.log.warning("Could not list Ray clusters (%s); trying again", exc)
-                left = None
-            if left == []:
-                yield TriggerEvent({"status": "success", "left": []})
-                return
-            if self.deadline is not None and time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "left": left or ["(could not list)"]})
-                return
-            await asyncio.sleep(self.poll_interval)
+        reg = registry()
+        feed: asyncio.Queue = asyncio.Queue()
+        with contextlib.ExitStack() as watched:
+            subscribed: set[str] = set()
+            async with hook.shared_client():
+                while True:
+                    try:
+                        clusters = await self._clusters(hook)
+                        names = sorted(set(self.names) | {(o.get("metadata") or {}).get("name", "") for o in clusters})
+                        pods = []
+                        for name in names:
+                            pods += await hook.list_pods(self.namespace, f"{c.RAY_CLUSTER_LABEL}={name}")
+                        left = leftovers(clusters, pods)
+                        for name in set(names) - subscribed:  # a cluster's changes wake the check up at once
+                            watched.enter_context(reg.subscribe(hook.conn_key(), self.namespace, RAYCLUSTERS, name,
+                                                                feed, "raycluster"))
+                            subscribed.add(name)
+                    except Exception as exc:
+                        self.log.warning("Could not list Ray clusters (%s); trying again", exc)
+                        left = None
+                    if left == []:
+                        return {"status": "success", "left": []}
+                    if self.deadline is not None and time.time() >= self.deadline:
+                        return {"status": "timeout", "left": left or ["(could not list)"]}
+                    wait = self.poll_interval
+                    if self.deadline is not None:
+                        wait = max(0.0, min(wait, self.deadline - time.time()))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(feed.get(), wait)
+                    while not feed.empty():
+                        feed.get_nowait()
 
     async def _clusters(self, hook: AsyncKubeRayHook) -> list[dict[str, Any]]:
         found = await hook.list_objects(c.RAYCLUSTER_KIND, self.namespace, self.label_selector) if self.label_selector else []

@@ -35,6 +35,7 @@ class Clock:
 
 
 def waiter(clock=None, **kw) -> RayJobWaiter:
+    kw.setdefault("watch_jitter", 0.0)
     return RayJobWaiter(NAME, NAMESPACE, clock=clock or Clock(), **kw)
 
 

@@ -1,0 +1,242 @@
+"""One RayJob wait on the loop's shared machinery (:mod:`kuberay_provider.hooks.informer`).
+
+A wait subscribes to the namespace's RayJob informer for its RayJob (and, with ``stream_logs``, to the
+submitter-pod informer for its pods), feeds what arrives to its own
+:class:`~kuberay_provider.hooks.watching.RayJobWaiter` (the same success/terminal/gone/deadline rules as the
+synchronous wait) and leaves both when it ends or is cancelled. Its driver log is followed only while the
+loop's :class:`~kuberay_provider.hooks.informer.LogFollowPool` grants it a slot; otherwise (or for what a
+follow missed) the log's tail is read once when the job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kuberay_provider import constants as c
+from kuberay_provider.hooks.informer import (
+    RAYJOBS,
+    SUBMITTER_PODS,
+    LogTicket,
+    Registry,
+    newer,
+)
+from kuberay_provider.hooks.pods import LogTail, newest_started_pod, pod_finished, pod_name
+from kuberay_provider.hooks.watching import RayJobWaiter, RayJobWaitError, TimedOut, WatchEvent
+from kuberay_provider.status import RayJobStatus
+
+#: How long a finished job's log follow may go on draining what the driver wrote last.
+LOG_DRAIN_SECONDS = 15.0
+#: Follows of one pod that may break before the wait settles for the tail at the end.
+MAX_FOLLOW_FAILURES = 3
+
+
+class DriverLog:
+    """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
+
+    def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
+                 emit: Callable[[str], None], feed: asyncio.Queue) -> None:
+        self.hook, self.name, self.namespace = hook, name, namespace
+        self.tail, self.emit, self.feed = tail, emit, feed
+        self.pool = registry.log_pool
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.complete: set[str] = set()  # pods whose log was followed to its end
+        self.failures: dict[str, int] = {}
+        self.ticket = LogTicket(time.monotonic(), self._granted, self._revoked)
+        self.task: asyncio.Task | None = None
+        self.following: str | None = None
+        self.streaming = True
+
+    def on_pod(self, type_: str, pod: dict[str, Any]) -> None:
+        name = pod_name(pod)
+        if type_ == "DELETED":
+            self.pods.pop(name, None)
+        elif newer(pod, self.pods.get(name)):
+            self.pods[name] = pod
+        self._want()
+
+    def seed(self, pods: dict[str, dict[str, Any]]) -> None:
+        for pod in pods.values():
+            self.on_pod("ADDED", pod)
+
+    def disable(self, why: str) -> None:
+        """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
+        self.streaming = False
+        self.pool.release(self.ticket)
+
+    def _target(self) -> str | None:
+        pod = newest_started_pod(self.pods.values())
+        if pod is None:
+            return None
+        name = pod_name(pod)
+        if name in self.complete or self.failures.get(name, 0) >= MAX_FOLLOW_FAILURES:
+            return None
+        return name
+
+    def _want(self) -> None:
+        if self.streaming and self.task is None and self._target() is not None:
+            self.pool.request(self.ticket)
+
+    def _granted(self) -> None:
+        target = self._target()
+        if target is None or self.task is not None:
+            self.pool.release(self.ticket)
+            return
+        self.task = asyncio.get_running_loop().create_task(self._follow(target), name=f"driver-log-{self.name}")
+
+    def _revoked(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _follow(self, pod: str) -> bool:
+        """Follow ``pod``'s log; True if the stream reached its end (reported in the feed as well)."""
+        self.following = pod
+        ended = False
+        try:
+            self.tail.start(pod)
+            async for line in self.hook.follow_pod_log(pod, self.namespace, c.SUBMITTER_CONTAINER):
+                if self.tail.accept(pod, line):
+                    self.emit(line)
+            ended = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failures[pod] = self.failures.get(pod, 0) + 1
+        self.feed.put_nowait(("log", "ENDED" if ended else "FAILED", pod))
+        return ended
+
+    def on_follow_ended(self, type_: str, pod: str) -> None:
+        if self.task is not None and not self.task.done():
+            return  # the report of an earlier follow (revoked, then granted again): the current one goes on
+        self.task = None
+        current = self.pods.get(pod)
+        if type_ == "ENDED" and (current is None or pod_finished(current)):
+            self.complete.add(pod)
+        elif type_ == "ENDED":  # the stream was cut while the container runs: re-open (lines are de-duplicated)
+            self.failures[pod] = self.failures.get(pod, 0) + 1
+        self.pool.release(self.ticket)
+        self._want()
+
+    async def finish(self) -> None:
+        """The job ended: let a running follow drain (bounded), then read the tail of what was not followed."""
+        self.streaming = False
+        task, self.task = self.task, None
+        if task is not None:
+            try:
+                if await asyncio.wait_for(asyncio.shield(task), timeout=LOG_DRAIN_SECONDS):
+                    self.complete.add(self.following or "")
+            except (TimeoutError, Exception):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self.pool.release(self.ticket)
+        pod = newest_started_pod(self.pods.values())
+        if pod is None or pod_name(pod) in self.complete or self.tail.size <= 0:
+            return
+        with contextlib.suppress(Exception):
+            text = await self.hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
+            for line in self.tail.merge_tail(pod_name(pod), text.splitlines()):
+                self.emit(line)
+
+    def cancel(self) -> None:
+        self.streaming = False
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        self.pool.release(self.ticket)
+
+
+async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *, on_status: Callable[[RayJobStatus], None],
+                          logs: DriverLog | None = None, feed: asyncio.Queue | None = None) -> Any:
+    """Drive ``waiter`` from the shared informers until it has an outcome; returns it (Finished/Gone/TimedOut).
+
+    Raises :class:`RayJobWaitError` on an API error no retry fixes (as the per-trigger watch did).
+    """
+    name, namespace = waiter.name, waiter.namespace
+    conn = hook.conn_key()
+    feed = feed if feed is not None else asyncio.Queue()
+    last: dict[str, Any] | None = None
+
+    def take(obj: dict[str, Any] | None) -> None:
+        nonlocal last
+        changed = waiter.on_object(obj)
+        last = obj
+        if changed:
+            on_status(changed)
+
+    with contextlib.ExitStack() as stack:
+        jobs = stack.enter_context(registry.subscribe(conn, namespace, RAYJOBS, name, feed, "rayjob"))
+        pods = stack.enter_context(registry.subscribe(conn, namespace, SUBMITTER_PODS, name, feed, "pod")) \
+            if logs is not None else None
+        try:
+            remaining = waiter.remaining()
+            try:  # the first list may not come (an outage at start): the deadline still holds
+                cached = await (jobs.current(name) if remaining is None
+                                else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+            except TimeoutError:
+                return waiter.outcome() or TimedOut(waiter.last)
+            obj = cached.get(name)
+            if obj is None:  # not in the shared cache: it may have been created a moment ago; ask the API
+                full = await hook.get_rayjob(name, namespace)
+                obj = RAYJOBS.trim(full) if full is not None else None
+            take(obj)
+            if logs is not None and pods is not None:
+                if pods.ready.is_set():
+                    _seed(logs, pods, name)
+                else:
+                    stack.enter_context(_seed_when_ready(logs, pods, name))
+            while (outcome := waiter.outcome()) is None:
+                remaining = waiter.remaining()
+                try:
+                    source, type_, item = await (feed.get() if remaining is None
+                                                 else asyncio.wait_for(feed.get(), remaining))
+                except TimeoutError:
+                    continue
+                if source == "rayjob":
+                    if type_ == "ERROR":
+                        raise RayJobWaitError(f"Kubernetes API error {item.status} while waiting for RayJob "
+                                              f"{namespace}/{name}: {item.message}")
+                    if not newer(item, last):
+                        continue
+                    if type_ == "DELETED":
+                        waiter.on_event(WatchEvent("DELETED", item))
+                    else:
+                        take(item)
+                elif logs is not None and source == "pod":
+                    if type_ == "ERROR":
+                        logs.disable(str(item.message))
+                    else:
+                        logs.on_pod(type_, item)
+                elif logs is not None and source == "log":
+                    logs.on_follow_ended(type_, item)
+            return outcome
+        except BaseException:
+            if logs is not None:
+                logs.cancel()
+            raise
+
+
+def _seed(logs: DriverLog, pods: Any, name: str) -> None:
+    if pods.error is not None and not pods.watcher.synced:
+        logs.disable(str(pods.error.message))
+    else:
+        logs.seed(dict(pods.cache.get(name) or {}))
+
+
+@contextlib.contextmanager
+def _seed_when_ready(logs: DriverLog, pods: Any, name: str) -> Any:
+    """Seed the pods once the pod informer's first list is in (without making the RayJob wait for it)."""
+
+    async def seed() -> None:
+        await pods.ready.wait()
+        _seed(logs, pods, name)
+
+    task = asyncio.get_running_loop().create_task(seed())
+    try:
+        yield
+    finally:
+        task.cancel()

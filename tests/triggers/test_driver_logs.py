@@ -1,0 +1,149 @@
+"""Driver logs without a stream and a poller per trigger: submitter pods come from one shared pod watch, follows
+are bounded (newest first), the others read the tail when the job ends, a follow is not cut by the request
+timeout, and the failure event keeps the log tail in every case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from kuberay_provider.hooks import informer
+from kuberay_provider.hooks.informer import registry
+from kuberay_provider.triggers.rayjob import RayJobTrigger
+from tests.triggers.conftest import FAILED, RUNNING, SUCCEEDED
+from tests.triggers.test_informer import first_event, until
+
+
+def writer(path, lines, every: float) -> threading.Thread:
+    def run() -> None:
+        for line in lines:
+            with path.open("a") as fh:
+                fh.write(line + "\n")
+            time.sleep(every)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def log_requests(api, namespace):
+    return [r for r in api.requests(f"/namespaces/{namespace}/pods/") if r.path.endswith("/log")]
+
+
+def test_driver_log_comes_from_the_shared_pod_watch_and_lands_in_the_event(api, namespace, tmp_path):
+    for name in ("a", "b"):
+        api.create_rayjob(name, namespace, RUNNING)
+        log = tmp_path / f"{name}.log"
+        log.write_text("")
+        api.create_pod(f"{name}-abcde", namespace, name, log)
+
+    async def scenario():
+        tasks = {n: asyncio.create_task(first_event(RayJobTrigger(n, namespace))) for n in ("a", "b")}
+        await until(lambda: len(log_requests(api, namespace)) == 2)
+        threads = [writer(tmp_path / f"{n}.log", [f"{n} line {i}" for i in range(5)], 0.05) for n in ("a", "b")]
+        for t in threads:
+            await asyncio.to_thread(t.join)
+        await asyncio.sleep(0.5)
+        for n in ("a", "b"):
+            api.finish_pod(f"{n}-abcde", namespace)
+            api.set_status(n, namespace, SUCCEEDED if n == "a" else FAILED)
+        return {n: await t for n, t in tasks.items()}
+
+    events = asyncio.run(scenario())
+    assert events["a"]["log_tail"] == [f"a line {i}" for i in range(5)]
+    assert events["b"]["log_tail"] == [f"b line {i}" for i in range(5)]
+    assert events["b"]["status"] == "failed"
+    pod_calls = api.requests(f"/namespaces/{namespace}/pods", watch=None)
+    selectors = {r.query.get("labelSelector") for r in pod_calls if not r.path.endswith("/log")}
+    assert selectors <= {"batch.kubernetes.io/job-name", "ray.io/cluster=c,ray.io/node-type=head",
+                         "batch.kubernetes.io/job-name=b"}  # no per-trigger pod polling while waiting
+    assert len([r for r in pod_calls if r.is_watch]) == 1  # one pod watch for the namespace
+    assert len(log_requests(api, namespace)) == 2  # one follow each, no re-reads
+
+
+def test_a_follow_outlives_the_request_timeout_without_re_reading(api, namespace, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    conn = json.loads(__import__("os").environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"])
+    conn["extra"]["request_timeout"] = 1  # a total timeout this short would cut the follow twice
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(conn))
+    from kubernetes_asyncio.client import rest
+
+    timeouts = []
+    original = rest.RESTClientObject.request
+
+    async def recording(self, method, url, *args, **kwargs):
+        if url.endswith("/log") or "/log?" in url:
+            timeouts.append(kwargs.get("_request_timeout"))
+        return await original(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(rest.RESTClientObject, "request", recording)
+    api.create_rayjob("slow", namespace, RUNNING)
+    log: Path = tmp_path / "slow.log"
+    log.write_text("")
+    api.create_pod("slow-abcde", namespace, "slow", log)
+
+    async def scenario():
+        task = asyncio.create_task(first_event(RayJobTrigger("slow", namespace)))
+        await until(lambda: len(log_requests(api, namespace)) == 1)
+        await asyncio.to_thread(writer(log, [f"tick {i}" for i in range(6)], 0.5).join)
+        await asyncio.sleep(0.4)
+        api.finish_pod("slow-abcde", namespace)
+        api.set_status("slow", namespace, SUCCEEDED)
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["log_tail"] == [f"tick {i}" for i in range(6)]
+    assert len(log_requests(api, namespace)) == 1
+    [timeout] = timeouts  # no total timeout for a stream that lives as long as the container
+    assert timeout.total is None and timeout.sock_connect
+
+
+def test_follows_are_bounded_newest_first_and_the_rest_read_the_tail(api, namespace, tmp_path, monkeypatch):
+    monkeypatch.setattr(informer, "max_log_follows", lambda: 1)
+    names = ["old", "new"]
+    for name in names:
+        api.create_rayjob(name, namespace, RUNNING)
+        (tmp_path / f"{name}.log").write_text("".join(f"{name} {i}\n" for i in range(3)))
+
+    async def scenario():
+        old = asyncio.create_task(first_event(RayJobTrigger("old", namespace)))
+        api.create_pod("old-abcde", namespace, "old", tmp_path / "old.log")
+        await until(lambda: len(log_requests(api, namespace)) == 1)
+        await asyncio.sleep(0.2)
+        new = asyncio.create_task(first_event(RayJobTrigger("new", namespace)))
+        api.create_pod("new-abcde", namespace, "new", tmp_path / "new.log")
+        await until(lambda: len(log_requests(api, namespace)) == 2)
+        pool = registry().log_pool
+        assert len(pool.active) == 1 and pool.peak == 1
+        for name in names:
+            api.finish_pod(f"{name}-abcde", namespace)
+            api.set_status(name, namespace, SUCCEEDED)
+        return await old, await new
+
+    old, new = asyncio.run(scenario())
+    assert old["log_tail"] == ["old 0", "old 1", "old 2"]  # followed first, then its tail once the job ended
+    assert new["log_tail"] == ["new 0", "new 1", "new 2"]
+
+
+@pytest.mark.parametrize("stream_logs", [True, False])
+def test_the_failure_event_keeps_the_log_tail(api, namespace, tmp_path, stream_logs):
+    api.create_rayjob("bad", namespace, RUNNING)
+    log = tmp_path / "bad.log"
+    log.write_text("Traceback (most recent call last):\nValueError: boom\n")
+    api.create_pod("bad-abcde", namespace, "bad", log)
+    api.finish_pod("bad-abcde", namespace)
+
+    async def scenario():
+        task = asyncio.create_task(first_event(RayJobTrigger("bad", namespace, stream_logs=stream_logs)))
+        await until(lambda: api.open_watches(namespace) >= 1)
+        api.set_status("bad", namespace, FAILED)
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["status"] == "failed"
+    assert event["log_tail"][-1] == "ValueError: boom"
