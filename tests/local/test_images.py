@@ -166,7 +166,7 @@ def test_stock_image_refuses_airflow_and_this_package(site_dir: Path) -> None:
 
 def test_stock_image_allows_ray_and_its_libraries(site_dir: Path) -> None:
     result = _python(site_dir, """
-        import json, sqlite3, ray, ray.data, ray.train, pyarrow, pandas, aiohttp, grpc, google.protobuf, google.api_core
+        import json, sqlite3, ray, ray.data, pyarrow, pandas, aiohttp, grpc, google.protobuf, google.api_core
         import importlib.metadata as md
         names = {d.metadata["Name"].lower() for d in md.distributions()}
         assert "ray" in names and "apache-airflow" not in names and "pyspark" not in names, sorted(names)
@@ -190,7 +190,8 @@ def test_pip_extra_and_runtime_dirs_are_allowed(site_dir: Path, tmp_path: Path) 
 
 
 def test_custom_image_provides_everything(site_dir: Path) -> None:
-    result = _python(site_dir, "import airflow, kuberay_provider, xgboost; print('ok')", image=None,
+    code = "import importlib.util, kuberay_provider, sklearn; assert importlib.util.find_spec('airflow'); print('ok')"
+    result = _python(site_dir, code, image=None,
                      pythonpath=f"{site_dir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
@@ -264,6 +265,19 @@ class Jobs:
         _wait(lambda: not any(ns == self.namespace for ns, _ in self.stack.controller.running_clusters()), 60)
 
 
+@pytest.mark.slow
+def test_custom_image_provides_everything_installed(local_stack: Any) -> None:
+    # Runs before the module's stock cluster exists: the stack runs one cluster at a time.
+    jobs = Jobs(local_stack, f"img-custom-{os.getpid()}")
+    try:
+        status = jobs.run("custom", "python -c \"import airflow, kuberay_provider; print('custom image ok')\"",
+                          image=CUSTOM)
+        assert (status["jobDeploymentStatus"], status["jobStatus"]) == ("Complete", "SUCCEEDED"), status
+        assert "custom image ok" in jobs.log("custom")
+    finally:
+        jobs.cleanup()
+
+
 @pytest.fixture(scope="module")
 def stock_cluster(local_stack: Any) -> Iterator[Jobs]:
     """One standalone stock-image RayCluster the module's jobs run on (``clusterSelector``)."""
@@ -306,15 +320,3 @@ def test_pip_entry_not_installed_fails_like_an_install_failure(stock_cluster: Jo
     message = status.get("message", "")
     assert "runtime_env setup failed" in message and "'definitely-not-installed-xyz==1.0' (not installed)" in message
     assert "never runs" not in stock_cluster.log("no-such-pip")
-
-
-@pytest.mark.slow
-def test_custom_image_provides_everything_installed(local_stack: Any) -> None:
-    jobs = Jobs(local_stack, f"img-custom-{os.getpid()}")
-    try:
-        status = jobs.run("custom", "python -c \"import airflow, kuberay_provider; print('custom image ok')\"",
-                          image=CUSTOM)
-        assert (status["jobDeploymentStatus"], status["jobStatus"]) == ("Complete", "SUCCEEDED"), status
-        assert "custom image ok" in jobs.log("custom")
-    finally:
-        jobs.cleanup()
