@@ -37,7 +37,7 @@ class ImageFinder:
         self.sites = _forms(policy["site_dirs"])
         self.roots = _forms(list(policy["stdlib_dirs"]) + roots)
 
-    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001, ANN201 - importlib protocol
+    def find_spec(self, fullname, path=None, target=None):
         spec = None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -114,7 +114,7 @@ def _hide_distributions(finder: ImageFinder) -> None:
 
     original = PathFinder.find_distributions
 
-    def find_distributions(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def find_distributions(*args, **kwargs):
         for dist in original(*args, **kwargs):
             location = str(getattr(dist, "_path", ""))
             name = getattr(dist, "_normalized_name", None) or dist.metadata["Name"] or ""

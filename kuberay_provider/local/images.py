@@ -315,7 +315,7 @@ def check_requirements(field_name: str, lines: Iterable[str]) -> list[Requiremen
 
 def _local_dirs(runtime_env: Mapping[str, Any]) -> list[str]:
     """Directories named by ``local://`` ``working_dir``/``py_modules`` URIs (in place on every node)."""
-    uris = [runtime_env.get("working_dir")] + list(runtime_env.get("py_modules") or [])
+    uris = [runtime_env.get("working_dir"), *list(runtime_env.get("py_modules") or [])]
     return [u[len("local://"):] for u in uris if isinstance(u, str) and u.startswith("local://")]
 
 
