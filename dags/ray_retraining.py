@@ -12,6 +12,7 @@ kuberay_bq_dataset              dataset for features/metrics/predictions churn
 kuberay_bq_rest_endpoint        emulator REST endpoint (local only)      "" (real BigQuery)
 kuberay_bq_grpc_endpoint        emulator Storage gRPC endpoint (local)   "" (real BigQuery)
 kuberay_model_root              where models go (gs://… on GKE)          /tmp/kuberay-models/churn
+kuberay_staging_uri             where the job's code is staged (gs://…)  /tmp/kuberay-staging
 kuberay_spark_mode              local | spark_operator                   local
 kuberay_namespace               Kubernetes namespace for Ray and Spark   default
 ==============================  =======================================  ==========================================
@@ -64,6 +65,7 @@ with DAG(
         metrics_table=f"{OUT}.metrics",
         predictions_table=f"{OUT}.predictions",
         model_uri=var("kuberay_model_root", "/tmp/kuberay-models/churn") + "/{{ data_interval_end.strftime('%Y%m%d') }}",
+        staging_uri=var("kuberay_staging_uri", "/tmp/kuberay-staging"),
         bigquery_project=PROJECT,
         bigquery_env={
             "KUBERAY_BQ_REST_ENDPOINT": var("kuberay_bq_rest_endpoint", ""),

@@ -42,6 +42,12 @@ def container_cpus(pod_template: JSON, ray_start_params: JSON | None) -> int:
     return max(1, math.ceil(parse_cpu(cpu))) if cpu is not None else 1
 
 
+def ray_image(pod_template: JSON) -> str | None:
+    """The image of a Ray node's container (the first one, as KubeRay assumes), which decides what it can import."""
+    containers = (pod_template.get("spec") or {}).get("containers") or [{}]
+    return containers[0].get("image")
+
+
 def worker_replicas(group: JSON) -> int:
     """Desired replicas of a worker group (clamped to min/max, times ``numOfHosts``, 0 if suspended)."""
     if group.get("suspend"):
@@ -127,15 +133,18 @@ class RayClusterReconciler:
         elif simulate == "unschedulable":
             head_status = pods.unschedulable(head_pod)
         elif cluster is None:
-            workers = []
+            workers, worker_images = [], []
             for group in spec.get("workerGroupSpecs") or []:
                 cpus = container_cpus(group.get("template") or {}, group.get("rayStartParams"))
                 workers += [cpus] * worker_replicas(group)
+                worker_images += [ray_image(group.get("template") or {})] * worker_replicas(group)
             head_cpus = container_cpus(head_spec.get("template") or {}, head_spec.get("rayStartParams"))
             cluster = self.runtime.reserve(key, head_cpus, workers, meta["uid"])
             if cluster is None:
                 head_status = pods.unschedulable(head_pod)
             else:
+                cluster.image = ray_image(head_spec.get("template") or {})
+                cluster.worker_images = worker_images
                 self._starting[key] = asyncio.create_task(self._start(cluster))
                 head_status = pods.waiting(head_pod, "ContainerCreating")
         elif not cluster.head_alive() and (cluster.ready_at is not None or self._start_finished(key)):

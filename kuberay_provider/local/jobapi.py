@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kuberay_provider.local import images
+
 if TYPE_CHECKING:
     from kuberay_provider.local.rayruntime import Dashboard
 
@@ -47,8 +49,13 @@ def job_info(dashboard: Dashboard, job_id: str) -> JSON | None:
 
 
 def submit(dashboard: Dashboard, job_id: str, spec: JSON, agent_wait: float = 60.0) -> None:
-    """Submit the RayJob's entrypoint with ``submission_id=job_id`` (waits for the job agent to come up)."""
+    """Submit the RayJob's entrypoint with ``submission_id=job_id`` (waits for the job agent to come up).
+
+    The runtime_env's ``pip``/``uv``/``conda`` are checked against the local venv and removed first
+    (:func:`kuberay_provider.local.images.prepare_runtime_env`): the local stack never installs anything.
+    """
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"]) if spec.get("runtimeEnvYAML") else None
+    runtime_env = images.prepare_runtime_env(runtime_env, dashboard.image).runtime_env
     kwargs: JSON = {"entrypoint": spec.get("entrypoint") or "", "submission_id": job_id,
                     "runtime_env": runtime_env, "metadata": spec.get("metadata") or None}
     if (spec.get("entrypointNumCpus") or 0) > 0:

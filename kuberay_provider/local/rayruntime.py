@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from kuberay_provider.local import images
 from kuberay_provider.local.net import free_port
 
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -64,6 +65,8 @@ class Dashboard:
 
     url: str
     token: str
+    image: str | None = None
+    """The head's container image: what the job's driver can import (see :mod:`kuberay_provider.local.images`)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -81,6 +84,9 @@ class LocalRayCluster:
     owner_uid: str
     temp_dir: Path
     log_dir: Path
+    # The container images of the head and of each worker node (see :mod:`kuberay_provider.local.images`).
+    image: str | None = None
+    worker_images: list[str | None] = field(default_factory=list)
     gcs_port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
     client_port: int = field(default_factory=free_port)
@@ -102,7 +108,7 @@ class LocalRayCluster:
     @property
     def dashboard(self) -> Dashboard:
         """The job API address with its credentials."""
-        return Dashboard(self.dashboard_url, self.auth_token)
+        return Dashboard(self.dashboard_url, self.auth_token, self.image)
 
     @property
     def head(self) -> subprocess.Popen[bytes] | None:
@@ -176,6 +182,15 @@ class RayRuntime:
         # their processes may still be dying): running() reports them and stop_all() waits for them.
         self._stopping: list[LocalRayCluster] = []
         self._stopped = threading.Condition(self._lock)
+        self._site_dir: Path | None = None
+        self._site_lock = threading.Lock()
+
+    def site_dir(self) -> Path:
+        """The generated ``sitecustomize`` directory every node's ``PYTHONPATH`` starts with (written once)."""
+        with self._site_lock:
+            if self._site_dir is None:
+                self._site_dir = images.write_site_dir(self.base_dir / "ray" / "image-site")
+            return self._site_dir
 
     def has_capacity(self) -> bool:
         """Whether one more cluster may start now."""
@@ -232,21 +247,27 @@ class RayRuntime:
                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={cluster.dashboard_port}",
                 f"--ray-client-server-port={cluster.client_port}", f"--num-cpus={cluster.num_cpus}",
                 f"--min-worker-port={base_port}", f"--max-worker-port={base_port + 99}", *_node_ports()]
+        site_dir = self.site_dir()
+        home = cluster.temp_dir / "home"  # an empty working directory, like the image's home
+        home.mkdir(exist_ok=True)
         cluster.started_at = time.monotonic()
-        cluster.processes.append(self._spawn(head, env, cluster.log_dir / "head.log"))
+        head_env = images.node_env(cluster.image, env, site_dir, [cluster.temp_dir])
+        cluster.processes.append(self._spawn(head, head_env, cluster.log_dir / "head.log", home))
         self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
         for index, cpus in enumerate(cluster.worker_cpus):
             worker = [str(RAY_BIN), "start", f"--address=127.0.0.1:{cluster.gcs_port}", *common,
                       f"--num-cpus={cpus}", f"--min-worker-port={base_port + 100}",
                       f"--max-worker-port={base_port + 199}", *_node_ports()]
-            cluster.processes.append(self._spawn(worker, env, cluster.log_dir / f"worker-{index}.log"))
+            image = cluster.worker_images[index] if index < len(cluster.worker_images) else cluster.image
+            worker_env = images.node_env(image, env, site_dir, [cluster.temp_dir])
+            cluster.processes.append(self._spawn(worker, worker_env, cluster.log_dir / f"worker-{index}.log", home))
             self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
 
     @staticmethod
-    def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    def _spawn(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
+                                    start_new_session=True, cwd=cwd)
 
     def stop(self, key: tuple[str, str], timeout: float = 1.0) -> float:
         """Stop a cluster: SIGTERM its process groups, wait, SIGKILL stragglers. Returns the seconds it took."""

@@ -2,7 +2,8 @@
 
 The TaskGroup it returns::
 
-    [choose_etl] ─▶ etl_local / etl_spark_operator ─▶ [stage_working_dir] ─▶ train ─▶ confirm_teardown (teardown)
+    [choose_etl] ─▶ etl_local / etl_spark_operator ─┐
+    stage_cluster_package, [stage_working_dir] ─────┴▶ train ─▶ confirm_teardown (teardown)
 
 - **ETL** runs ``jobs/churn_etl.py`` for the run's window (Airflow templates, rendered per run):
   ``spark_mode="spark_operator"`` submits a SparkApplication from the template in ``templates/`` with the cncf
@@ -13,9 +14,12 @@ The TaskGroup it returns::
   (a BashOperator). That is for laptops and CI only: there the worker *is* the laptop, so the rule "data never
   passes through the Airflow worker" is relaxed on purpose. A templated ``spark_mode`` (e.g. from an Airflow
   Variable) builds both and picks one per run with a branch task.
-- **train** is a :class:`~kuberay_provider.operators.rayjob.RayJobOperator` running ``jobs/churn_train.py``; the
-  BigQuery settings reach it as runtime_env ``env_vars`` (``KUBERAY_BQ_*``). With ``working_dir`` set, a local
-  directory is zipped and staged first (see :mod:`kuberay_provider.pipelines.packaging`) and referenced by URI.
+- **train** is a :class:`~kuberay_provider.operators.rayjob.RayJobOperator` running ``jobs/churn_train.py`` on a
+  stock ``rayproject/ray`` image: ``stage_cluster_package`` stages the provider's cluster side (no Airflow in it,
+  :data:`~kuberay_provider.pipelines.packaging.CLUSTER_SIDE`) to ``staging_uri`` and the job's runtime_env gets it
+  through ``py_modules``, with :data:`~kuberay_provider.pipelines.packaging.CLUSTER_PIP` in ``pip``; the BigQuery
+  settings reach it as runtime_env ``env_vars`` (``KUBERAY_BQ_*``). With ``working_dir`` set, a local directory is
+  zipped and staged too (see :mod:`kuberay_provider.pipelines.packaging`) and referenced by URI.
 - **confirm_teardown** is a :class:`~kuberay_provider.sensors.rayjob.RayClusterDeletedSensor` made a teardown of
   ``train``, so it runs (and fails loudly on leftovers) even when training fails.
 
@@ -126,6 +130,13 @@ def _branch(mode: str, local_task_id: str, operator_task_id: str) -> str:
     return local_task_id if choose_spark_mode(mode) == "local" else operator_task_id
 
 
+def _stage_cluster_package(staging_uri: str) -> str:
+    """Task callable: stage the provider's cluster side; returns the zip URI (small XCom)."""
+    from kuberay_provider.pipelines.packaging import stage_cluster_package
+
+    return stage_cluster_package(staging_uri)
+
+
 def _stage_working_dir(working_dir: str, staging_uri: str) -> str:
     """Task callable: package and stage ``working_dir``; returns the zip URI (small XCom)."""
     from kuberay_provider.pipelines.packaging import build_zip, package_name, stage
@@ -169,6 +180,8 @@ def retraining_pipeline(
     runtime_env: Mapping[str, Any] | None = None,
     working_dir: str | None = None,
     staging_uri: str | None = None,
+    ship_cluster_package: bool = True,
+    cluster_pip: Sequence[str] | None = None,
     kubernetes_conn_id: str = "kubernetes_default",
     namespace: str | None = None,
     etl_timeout: timedelta = timedelta(hours=1),
@@ -194,6 +207,14 @@ def retraining_pipeline(
     :param train_entrypoint: override the training command (default ``python -m ...churn_train`` with its args).
     :param working_dir: a local directory zipped and staged to ``staging_uri`` at run time and used as the job's
         runtime_env ``working_dir`` (K8sJobMode cannot upload local directories).
+    :param staging_uri: where packages are staged at run time (``gs://bucket/path`` on GKE; a local path or
+        ``file://`` where Ray runs on the same machine); required unless nothing is shipped.
+    :param ship_cluster_package: stage the provider's cluster side and add it to the job's runtime_env
+        ``py_modules``, so a stock ``rayproject/ray`` image runs the job; ``False`` for an image that installs it.
+    :param cluster_pip: requirements added to the job's runtime_env ``pip`` (default
+        :data:`~kuberay_provider.pipelines.packaging.CLUSTER_PIP`, what the job needs beyond a stock Ray image;
+        ``()`` for an image that has them). Entries the runtime_env already names win; a runtime_env using ``uv``,
+        ``conda`` or a requirements file is left as it is.
     :param teardown_timeout: seconds ``confirm_teardown`` waits for the training cluster to be gone before failing.
     :param teardown_poke_interval: seconds between its checks.
     :param rayjob_kwargs: extra :class:`RayJobOperator` arguments (e.g. ``deferrable``, ``ttl_seconds_after_finished``).
@@ -224,6 +245,15 @@ def retraining_pipeline(
             raise InvalidParameterError(param, value, "must be a number of seconds > 0")
     if working_dir is not None and not staging_uri:
         raise InvalidParameterError("staging_uri", staging_uri, "is required with working_dir (gs://bucket/path or a local path)")
+    if not isinstance(ship_cluster_package, bool):
+        raise InvalidParameterError("ship_cluster_package", ship_cluster_package, "must be True or False")
+    if ship_cluster_package and not staging_uri:
+        raise InvalidParameterError(
+            "staging_uri", staging_uri, "is required to ship the cluster-side code through runtime_env py_modules "
+            "(gs://bucket/path, or a local path for the local stack); or pass ship_cluster_package=False with an "
+            "image that installs it")
+    if cluster_pip is not None and (isinstance(cluster_pip, str) or not all(isinstance(r, str) for r in cluster_pip)):
+        raise InvalidParameterError("cluster_pip", cluster_pip, "must be a list of requirement strings")
 
     env = {"KUBERAY_BQ_PROJECT": bigquery_project, **dict(bigquery_env or {})}
     modes = SPARK_MODES if _is_template(spark_mode) else (spark_mode,)
@@ -275,9 +305,19 @@ def retraining_pipeline(
                 execution_timeout=etl_timeout,
             ))  # fmt: skip
 
-        train_env = dict(runtime_env or {})
+        from kuberay_provider.pipelines.packaging import CLUSTER_PIP, with_pip, with_py_modules
+
+        train_env = with_pip(runtime_env, CLUSTER_PIP if cluster_pip is None else cluster_pip)
         train_env["env_vars"] = {**TRAIN_ENV_DEFAULTS, **env, **dict(train_env.get("env_vars") or {})}
         upstream: list[Any] = list(etl_tasks)
+        if ship_cluster_package:
+            upstream.append(PythonOperator(
+                task_id="stage_cluster_package", python_callable=_stage_cluster_package,
+                op_kwargs={"staging_uri": staging_uri},
+                doc_md="Stages the provider's cluster side (no Airflow) for the training job's runtime_env py_modules.",
+            ))  # fmt: skip
+            train_env = with_py_modules(
+                train_env, "{{ ti.xcom_pull(task_ids='" + full_id("stage_cluster_package") + "') }}")
         if working_dir is not None:
             stage_task = PythonOperator(
                 task_id="stage_working_dir", python_callable=_stage_working_dir,

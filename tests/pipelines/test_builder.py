@@ -38,7 +38,8 @@ def build(**overrides: Any) -> Any:
     """A DAG holding one pipeline group ``g`` with the given parameters."""
     from airflow.providers.common.compat.sdk import DAG
 
-    params: dict[str, Any] = {**TABLES, "model_uri": "/tmp/models/churn", "bigquery_project": "proj-1", **overrides}
+    params: dict[str, Any] = {**TABLES, "model_uri": "/tmp/models/churn", "bigquery_project": "proj-1",
+                              "staging_uri": "/tmp/kuberay-staging-test", **overrides}
     with DAG(dag_id="builder_test", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
         retraining_pipeline("g", **params)
     return dag
@@ -72,8 +73,8 @@ def render(dag: Any, task_id: str, field: str, **extra: Any) -> Any:
 # ----------------------------------------------------------------------------------------------- graph shape
 def test_local_mode_graph_and_teardown_wiring() -> None:
     dag = build(spark_mode="local")
-    assert set(dag.task_dict) == {"g.etl_local", "g.train", "g.confirm_teardown"}
-    assert downstream(dag, "g.etl_local") == {"g.train"}
+    assert set(dag.task_dict) == {"g.etl_local", "g.stage_cluster_package", "g.train", "g.confirm_teardown"}
+    assert downstream(dag, "g.etl_local") == downstream(dag, "g.stage_cluster_package") == {"g.train"}
     assert downstream(dag, "g.train") == {"g.confirm_teardown"}
     train, confirm = dag.get_task("g.train"), dag.get_task("g.confirm_teardown")
     assert confirm.is_teardown and train.is_setup and not dag.get_task("g.etl_local").is_setup
@@ -87,7 +88,8 @@ def test_local_mode_graph_and_teardown_wiring() -> None:
 
 def test_templated_spark_mode_builds_a_branch_over_both_etl_tasks() -> None:
     dag = build(spark_mode="{{ params.spark_mode or 'local' }}")
-    assert set(dag.task_dict) == {"g.choose_etl", "g.etl_local", "g.etl_spark_operator", "g.train", "g.confirm_teardown"}
+    assert set(dag.task_dict) == {"g.choose_etl", "g.etl_local", "g.etl_spark_operator", "g.stage_cluster_package",
+                                  "g.train", "g.confirm_teardown"}
     assert downstream(dag, "g.choose_etl") == {"g.etl_local", "g.etl_spark_operator"}
     assert downstream(dag, "g.etl_local") == downstream(dag, "g.etl_spark_operator") == {"g.train"}
     choose = dag.get_task("g.choose_etl")
@@ -124,6 +126,21 @@ def test_working_dir_adds_a_staging_task_feeding_the_runtime_env(tmp_path: Path)
                                                               "staging_uri": str(tmp_path / "stage")}
 
 
+def test_an_image_with_the_cluster_side_installed_ships_nothing() -> None:
+    dag = build(spark_mode="local", staging_uri=None, ship_cluster_package=False, cluster_pip=(),
+                runtime_env={"env_vars": {"A": "1"}})
+    assert set(dag.task_dict) == {"g.etl_local", "g.train", "g.confirm_teardown"}
+    train = dag.get_task("g.train")
+    assert "py_modules" not in train.runtime_env and "pip" not in train.runtime_env
+
+
+def test_uv_or_conda_runtime_envs_are_left_to_the_user() -> None:
+    for runtime_env in ({"uv": ["xgboost-cpu"]}, {"conda": {"dependencies": ["xgboost"]}}, {"pip": "reqs.txt"}):
+        train = build(spark_mode="local", runtime_env=runtime_env).get_task("g.train")
+        assert {k: train.runtime_env[k] for k in runtime_env} == runtime_env and (
+            "pip" not in train.runtime_env or train.runtime_env["pip"] == runtime_env.get("pip"))
+
+
 # ----------------------------------------------------------------------------------------------- templated fields
 def test_etl_command_renders_to_one_argument_per_value() -> None:
     dag = build(spark_mode="local", raw_events_table="{{ var.value.get('raw', 'r0') }}.events",
@@ -145,7 +162,7 @@ def test_etl_command_renders_to_one_argument_per_value() -> None:
 
 def test_train_entrypoint_and_runtime_env_render() -> None:
     dag = build(spark_mode="local", num_workers=3, num_boost_round=40, model_uri="{{ var.value.get('root', '/m') }}/x",
-                runtime_env={"env_vars": {"EXTRA": "1"}, "pip": ["xgboost"]},
+                runtime_env={"env_vars": {"EXTRA": "1"}, "pip": ["scikit-learn==1.9.1", "polars"]},
                 bigquery_env={"KUBERAY_BQ_GRPC_ENDPOINT": "{{ var.value.get('grpc', '') }}"})
     train = dag.get_task("g.train")
     assert {"entrypoint", "runtime_env"} <= set(train.template_fields)
@@ -154,8 +171,15 @@ def test_train_entrypoint_and_runtime_env_render() -> None:
     assert argv[argv.index("--model-uri") + 1] == "/models/x"
     assert argv[argv.index("--run-id") + 1] == "manual__test"
     assert argv[argv.index("--num-workers") + 1] == "3" and argv[argv.index("--num-boost-round") + 1] == "40"
-    runtime_env = render(dag, "g.train", "runtime_env", variables={"grpc": "127.0.0.1:9060"})
-    assert runtime_env["pip"] == ["xgboost"]
+    staged = type("TI", (), {"xcom_pull": lambda self, task_ids: f"file:///staging/{task_ids}.zip"})()
+    runtime_env = render(dag, "g.train", "runtime_env", variables={"grpc": "127.0.0.1:9060"}, ti=staged)
+    assert runtime_env["py_modules"] == ["file:///staging/g.stage_cluster_package.zip"]
+    # The user's entries win; what the job needs beyond a stock Ray image is added; the cluster side ships as
+    # py_modules, staged by its own task.
+    assert runtime_env["pip"] == ["scikit-learn==1.9.1", "polars", "google-cloud-bigquery>=3.20",
+                                  "google-cloud-bigquery-storage>=2.25", "db-dtypes>=1.2", "xgboost-cpu>=2.0"]
+    assert train.runtime_env["py_modules"] == ["{{ ti.xcom_pull(task_ids='g.stage_cluster_package') }}"]
+    assert dag.get_task("g.stage_cluster_package").op_kwargs == {"staging_uri": "/tmp/kuberay-staging-test"}
     assert runtime_env["env_vars"] == {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "KUBERAY_BQ_PROJECT": "proj-1",
                                        "KUBERAY_BQ_GRPC_ENDPOINT": "127.0.0.1:9060", "EXTRA": "1"}
     assert train.worker_groups == [{"name": "train", "replicas": 3, "cpu": 1, "memory": "2Gi"}]
@@ -186,7 +210,10 @@ def test_argument_helpers_match_the_job_clis() -> None:
     ({"num_workers": 0}, "num_workers", "integer ≥ 1"),
     ({"num_boost_round": True}, "num_boost_round", "integer ≥ 1"),
     ({"label_days": "7"}, "label_days", "integer ≥ 1"),
-    ({"working_dir": "/tmp"}, "staging_uri", "required with working_dir"),
+    ({"working_dir": "/tmp", "staging_uri": None}, "staging_uri", "required with working_dir"),
+    ({"staging_uri": None}, "staging_uri", "required to ship the cluster-side code"),
+    ({"ship_cluster_package": "yes"}, "ship_cluster_package", "True or False"),
+    ({"cluster_pip": "xgboost"}, "cluster_pip", "list of requirement strings"),
     ({"teardown_timeout": 0}, "teardown_timeout", "seconds > 0"),
     ({"teardown_poke_interval": "5"}, "teardown_poke_interval", "seconds > 0"),
     ({"spark_mode": "spark_operator", "spark_application_template": "/nonexistent.yaml"},
@@ -264,4 +291,4 @@ def test_parsing_the_retraining_dag_imports_nothing_heavy(tmp_path: Path) -> Non
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["heavy"] == []
     assert probe["tasks"] == ["churn.choose_etl", "churn.confirm_teardown", "churn.etl_local",
-                              "churn.etl_spark_operator", "churn.train"]
+                              "churn.etl_spark_operator", "churn.stage_cluster_package", "churn.train"]

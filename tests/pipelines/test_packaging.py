@@ -163,3 +163,33 @@ def test_with_working_dir_is_pure() -> None:
     assert with_working_dir(env, "gs://b/p.zip") == {"pip": ["a"], "working_dir": "gs://b/p.zip"}
     assert env == {"pip": ["a"]}
     assert with_working_dir(None, "https://h/p.zip") == {"working_dir": "https://h/p.zip"}
+
+
+# ----------------------------------------------------------------------------------------------- the cluster side
+def test_cluster_package_unpacks_to_an_importable_kuberay_provider(tmp_path: Path) -> None:
+    """Ray strips ``py_modules/`` and puts the rest on PYTHONPATH: ``kuberay_provider`` is importable from there."""
+    from ray._private.runtime_env.packaging import unzip_package
+
+    from kuberay_provider.pipelines.packaging import cluster_side_files, stage_cluster_package
+
+    uri = stage_cluster_package(str(tmp_path / "stage"))
+    assert uri.startswith("file://") and Path(uri.removeprefix("file://")).name.startswith("kuberay_provider_cluster-")
+    assert stage_cluster_package(str(tmp_path / "stage")) == uri  # content-addressed
+    target = tmp_path / "unpacked"
+    unzip_package(uri.removeprefix("file://"), str(target), remove_top_level_directory=True, unlink_zip=False)
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert files == cluster_side_files() and "kuberay_provider/pipelines/jobs/churn_train.py" in files
+
+
+def test_with_py_modules_and_with_pip_are_pure() -> None:
+    from kuberay_provider.pipelines.packaging import CLUSTER_PIP, with_pip, with_py_modules
+
+    original = {"py_modules": ["gs://b/mine.zip"], "pip": ["Scikit_Learn==1.9.1"], "env_vars": {"A": "1"}}
+    env = with_pip(with_py_modules(original, "gs://b/cluster.zip"), CLUSTER_PIP)
+    assert env["py_modules"] == ["gs://b/mine.zip", "gs://b/cluster.zip"]
+    assert env["pip"][0] == "Scikit_Learn==1.9.1" and not any(p.startswith("scikit-learn") for p in env["pip"])
+    assert "xgboost-cpu>=2.0" in env["pip"] and "google-cloud-bigquery>=3.20" in env["pip"]
+    assert original == {"py_modules": ["gs://b/mine.zip"], "pip": ["Scikit_Learn==1.9.1"], "env_vars": {"A": "1"}}
+    packages = with_pip({"pip": {"packages": ["polars"], "pip_check": False}}, ["db-dtypes"])["pip"]
+    assert packages == {"packages": ["polars", "db-dtypes"], "pip_check": False}
+    assert with_pip(None, []) == {} and with_pip({"uv": ["x"]}, CLUSTER_PIP) == {"uv": ["x"]}

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
+import yaml
 
 from kuberay_provider.local.stack import LocalStack
 from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
@@ -117,6 +118,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("SPARK_LOCAL_DIRS", str(tmp_path / "spark"))
+    monkeypatch.setenv("AIRFLOW_VAR_KUBERAY_STAGING_URI", str(tmp_path / "staging"))
     bag = DagBag(dag_folder=str(REPO / "dags" / "ray_retraining.py"))
     assert bag.import_errors == {}
     dag = bag.get_dag("ray_retraining")
@@ -128,8 +130,18 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     out, err = capfd.readouterr()
     states = task_states(dag_run)
     assert states == {f"{GROUP}.choose_etl": "success", f"{GROUP}.etl_local": "success",
-                      f"{GROUP}.etl_spark_operator": "skipped", f"{GROUP}.train": "success",
-                      f"{GROUP}.confirm_teardown": "success"}, (out + err)[-6000:]
+                      f"{GROUP}.etl_spark_operator": "skipped", f"{GROUP}.stage_cluster_package": "success",
+                      f"{GROUP}.train": "success", f"{GROUP}.confirm_teardown": "success"}, (out + err)[-6000:]
+
+    # The training job ran on a stock Ray image (the local stack refuses Airflow and this package there) with the
+    # provider's cluster side shipped as runtime_env py_modules and its libraries named in pip.
+    (rayjob,) = _list(stack, "rayjobs")
+    head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["image"].startswith("rayproject/ray:")
+    runtime_env = yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])
+    (staged,) = runtime_env["py_modules"]
+    assert staged.startswith((tmp_path / "staging").resolve().as_uri() + "/kuberay_provider_cluster-")
+    assert {"xgboost-cpu>=2.0", "scikit-learn>=1.3", "google-cloud-bigquery>=3.20"} <= set(runtime_env["pip"])
 
     # ETL: every seeded event of the 8-week window read, one feature row per active customer written.
     etl = xcom(dag_run, f"{GROUP}.etl_local")
