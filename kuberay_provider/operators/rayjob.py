@@ -443,7 +443,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self._rayjob_name = (event.get("name") or name or rayjob.get("name")
                              or context["ti"].xcom_pull(task_ids=self.task_id, key="rayjob_name"))
         self._rayjob_namespace = (event.get("namespace") or namespace or rayjob.get("namespace")
-                                  or resolve_namespace(self.namespace, self.kubernetes_conn_id))
+                                  or resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=self.hook()))
         return self._complete(context, event, reattached=reattached, hook=None)
 
     def _log_tail_lines(self) -> int:
