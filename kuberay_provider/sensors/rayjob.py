@@ -39,9 +39,9 @@ def _hook(conn_id: str) -> KubeRayHook:
     return KubeRayHook(kubernetes_conn_id=conn_id)
 
 
-def _seconds(value: Any, parameter: str) -> float:
-    """A sensor's ``poke_interval``/``timeout`` (number, numeric string or timedelta) in seconds, > 0."""
-    return as_seconds(value, parameter)
+def _seconds(value: Any, parameter: str, *, allow_zero: bool = False) -> float:
+    """A sensor's ``poke_interval``/``timeout`` (number, numeric string or timedelta) in seconds."""
+    return as_seconds(value, parameter, allow_zero=allow_zero)
 
 
 class RayJobSensor(BaseSensorOperator):
@@ -65,7 +65,7 @@ class RayJobSensor(BaseSensorOperator):
     ) -> None:
         for param in ("poke_interval", "timeout"):
             if param in kwargs and known_now(kwargs[param]):
-                kwargs[param] = _seconds(kwargs[param], param)
+                kwargs[param] = _seconds(kwargs[param], param, allow_zero=True)  # Airflow allows 0
         super().__init__(**kwargs)
         check_conn_id(kubernetes_conn_id)
         self.name = name
