@@ -29,5 +29,6 @@ with DAG(dag_id="user_manifest_file_deferred", schedule=None, start_date=pendulu
         kubernetes_conn_id="kuberay_user",
         poke_interval=1,
         timeout=180,
+        trigger_rule="all_done",  # runs when train failed too (a teardown of a *failed* setup would not run)
     )
-    train >> confirm.as_teardown(setups=train)
+    train >> confirm

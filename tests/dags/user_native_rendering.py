@@ -16,7 +16,7 @@ with DAG(dag_id="user_native_rendering", schedule=None, start_date=pendulum.date
          tags=["tests"]):
     RayJobOperator(
         task_id="train",
-        entrypoint="python -c \"import ray; ray.init(); print('nodes', len(ray.nodes()))\"",
+        entrypoint="python -c \"print('native ok')\"",
         kubernetes_conn_id="kuberay_user",
         head={"cpu": "{{ params.cpu }}", "memory": "1Gi"},
         worker_groups=[{"name": "cpu", "replicas": "{{ params.workers }}", "cpu": "{{ params.cpu }}", "memory": "1Gi"}],
