@@ -424,7 +424,8 @@ def test_rendered_bad_values_are_refused_in_execute_before_any_write(local_stack
     out, err = capfd.readouterr()
     log = out + err
     assert set(task_states(dag_run).values()) == {"failed"}, task_states(dag_run)
-    for message in ("Invalid metadata.name='Keep_Me'", "Invalid metadata.namespace='Bad_NS'",
+    # each names the parameter the DAG set (the operators judge rendered values before building anything)
+    for message in ("Invalid namespace='Bad_NS'",
                     "Invalid kubernetes_conn_id='no_such_connection'", "Invalid name='Keep_Me'",
                     "Invalid label_selector='app ray'", "Invalid namespaces='Bad_NS'"):
         assert message in log, (message, [line for line in log.splitlines() if "Invalid " in line])
