@@ -164,3 +164,20 @@ def test_templated_fields_include_pod_settings_and_numbers():
     for field in ("secret_env", "node_selector", "tolerations", "ttl_seconds_after_finished", "backoff_limit",
                   "pre_running_deadline_seconds", "active_deadline_seconds", "log_tail_lines", "timeout"):
         assert field in RayJobOperator.template_fields
+
+
+def test_arguments_of_a_mapped_task_group_are_accepted():
+    """Inside ``@task_group(...).expand(...)`` the group's arguments are MappedArguments, resolved per map index."""
+    try:
+        from airflow.sdk import task_group
+    except ImportError:  # Airflow 2
+        from airflow.decorators import task_group
+
+    with _dag("mapped_group") as dag:
+        @task_group
+        def per_shard(command: str, workers: int):
+            RayJobOperator(task_id="run", entrypoint=command, worker_groups=[{"name": "cpu", "replicas": workers}],
+                           ttl_seconds_after_finished=workers)
+
+        per_shard.expand(command=["python a.py", "python b.py"], workers=[1, 2])
+    assert "per_shard.run" in dag.task_dict
