@@ -138,6 +138,14 @@ CONSTRUCTION: list[Case] = [
      "dashboard_url_template"),
     ("rayjob-stream-logs-not-bool", lambda: _rayjob(stream_logs="yes"), "stream_logs"),
     ("rayjob-conn-empty", lambda: _rayjob(kubernetes_conn_id=" "), "kubernetes_conn_id"),
+    # numbers: integer-valued strings are accepted (what Jinja renders); words, fractions and negatives are not
+    ("rayjob-ttl-word", lambda: _rayjob(ttl_seconds_after_finished="sixty"), "ttl_seconds_after_finished"),
+    ("rayjob-backoff-fraction", lambda: _rayjob(backoff_limit="0.5"), "backoff_limit"),
+    ("rayjob-log-tail-negative-string", lambda: _rayjob(log_tail_lines="-3"), "log_tail_lines"),
+    ("rayjob-timeout-word", lambda: _rayjob(timeout="an hour"), "timeout"),
+    ("deleted-poke-interval-word", lambda: _deleted_sensor(rayjob_name="x", poke_interval="often"), "poke_interval"),
+    ("sensor-timeout-negative-string", lambda: _rayjob_sensor(timeout="-1"), "timeout"),
+    ("delete-wait-timeout-word", lambda: _delete(wait_timeout="later"), "wait_timeout"),
 ]
 
 
@@ -159,6 +167,19 @@ TEMPLATED_OK: list[tuple[str, Callable[[], Any]]] = [
     ("janitor", lambda: _janitor(namespaces="{{ var.value.ns }}", dry_run="{{ params.dry_run }}")),
     ("deleted-53-char-cluster", lambda: _deleted_sensor(cluster_names=["a" * 47 + "-b4z9q"])),  # <rayjob>-<5>
     ("deleted-timedelta", lambda: _deleted_sensor(rayjob_name="x", timeout=dt.timedelta(minutes=5))),
+    # what Jinja and native rendering give numeric parameters, and strings that merely end in .yaml
+    ("rayjob-numeric-strings", lambda: _rayjob(ttl_seconds_after_finished="60", backoff_limit="0", timeout="90",
+                                               pre_running_deadline_seconds="600", log_tail_lines="20")),
+    ("rayjob-templated-numbers", lambda: _rayjob(ttl_seconds_after_finished="{{ params.ttl }}",
+                                                 active_deadline_seconds="{{ params.deadline }}")),
+    ("rayjob-yaml-path-in-entrypoint", lambda: _rayjob(entrypoint="python train.py --config conf.yaml",
+                                                       runtime_env={"env_vars": {"CONFIG": "configs/a.yml"}})),
+    ("rayjob-templated-pod-settings", lambda: _rayjob(secret_env={"DB_PASSWORD": "{{ params.secret }}:password"},
+                                                      node_selector={"pool": "{{ params.pool }}"},
+                                                      tolerations=[{"key": "{{ params.taint }}", "operator": "Exists"}])),
+    ("sensor-seconds-strings", lambda: _rayjob_sensor(poke_interval="2", timeout="30")),
+    ("delete-wait-timeout-string", lambda: _delete(wait_timeout="60")),
+    ("create-ready-timeout-string-number", lambda: _create(ready_timeout="300")),
 ]
 
 
@@ -403,7 +424,8 @@ def test_rendered_bad_values_are_refused_in_execute_before_any_write(local_stack
     out, err = capfd.readouterr()
     log = out + err
     assert set(task_states(dag_run).values()) == {"failed"}, task_states(dag_run)
-    for message in ("Invalid metadata.name='Keep_Me'", "Invalid metadata.namespace='Bad_NS'",
+    # each names the parameter the DAG set (the operators judge rendered values before building anything)
+    for message in ("Invalid namespace='Bad_NS'",
                     "Invalid kubernetes_conn_id='no_such_connection'", "Invalid name='Keep_Me'",
                     "Invalid label_selector='app ray'", "Invalid namespaces='Bad_NS'"):
         assert message in log, (message, [line for line in log.splitlines() if "Invalid " in line])

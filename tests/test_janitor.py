@@ -228,3 +228,19 @@ def test_janitor_dag_parses_with_a_dry_run_param():
     assert dag.params["dry_run"] is False
     assert task.dry_run == "{{ params.dry_run }}" and task.max_age == dt.timedelta(hours=24)
     assert "kuberay_janitor_namespaces" in task.namespaces
+
+
+@pytest.mark.parametrize(("conn_namespace", "namespaces", "listed"), [
+    ("ml", None, ["ml"]),  # no namespaces: the connection's (the rule every task follows)
+    (None, None, ["None"]),  # the connection names none: every namespace (needs a ClusterRole)
+    ("ml", "a,b", ["a", "b"]),  # explicit namespaces win
+])
+def test_the_janitor_sweeps_the_connections_namespace_by_default(monkeypatch, conn_namespace, namespaces, listed):
+    from kuberay_provider.hooks import kuberay
+    from kuberay_provider.operators.janitor import RayJanitorOperator
+    from tests.operators.fakes import FakeHook
+
+    fake = FakeHook(namespace=conn_namespace)
+    monkeypatch.setattr(kuberay, "KubeRayHook", lambda **_: fake)
+    assert RayJanitorOperator(task_id="sweep", namespaces=namespaces).execute({"ti": object()}) == []
+    assert sorted({r[2] for r in fake.requests if r[0] == "list"}) == listed

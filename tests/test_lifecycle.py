@@ -128,3 +128,78 @@ def test_leftovers():
         "Pod other/rc-1-head-x phase=unknown",
     ]
     assert leftovers([], []) == []
+
+
+# -- the one cleanup decision and the one delete ------------------------------------------------------------
+from kuberay_provider.lifecycle import (  # noqa: E402
+    cleanup_decision,
+    delete,
+    delete_rayjob,
+    delete_rayjob_async,
+    start_rayjob,
+)
+from tests.operators.fakes import FakeHook  # noqa: E402
+
+
+@pytest.mark.parametrize(("event", "policy", "deletes"), [
+    ({"status": "success"}, "on_failure", False),
+    ({"status": "success"}, "always", True),
+    ({"status": "failed"}, "keep_failed", False),
+    ({"status": "timeout"}, "keep_failed", True),
+    ({"status": "deleted"}, "always", False),
+    ({"status": "error", "message": "TypeError: x"}, "on_failure", True),
+    ({"status": "error", "job_may_be_running": True, "api_status": 403}, "always", False),
+    ({"status": "error", "message": "RayJobWaitError: Kubernetes API error 401 while waiting"}, "on_failure", False),
+])
+def test_cleanup_decision(event, policy, deletes):
+    decision = cleanup_decision(event, policy, name="j", namespace="ml")
+    assert decision.delete is deletes
+    if event.get("job_may_be_running") or "RayJobWaitError" in str(event.get("message")):
+        assert "ml/j may still be running" in decision.note and "NOT deleted" in decision.note
+
+
+def test_delete_reports_gone_and_swallows_or_raises_errors(caplog):
+    hook = FakeHook(objects=[{"kind": c.RAYJOB_KIND, "metadata": {"name": "j", "namespace": "ml"}}])
+    assert delete_rayjob(hook, "j", "ml", "test") is True
+    assert delete_rayjob(hook, "j", "ml", "test") is False  # already gone
+
+    class Broken(FakeHook):
+        def delete_object(self, *a, **k):
+            raise OSError("connection refused")
+
+    assert delete(Broken(), c.RAYCLUSTER_KIND, "x", "ml", reason="test") is False
+    assert "the janitor will remove it" in caplog.text
+    with pytest.raises(OSError):
+        delete(Broken(), c.RAYCLUSTER_KIND, "x", "ml", reason="test", raise_errors=True)
+
+
+def test_delete_rayjob_async_is_the_same_decision_for_triggers():
+    import asyncio
+
+    class AsyncFake:
+        def __init__(self):
+            self.deleted = []
+
+        async def delete_object(self, kind, name, namespace, propagation="Foreground"):
+            self.deleted.append((kind, namespace, name))
+            return True
+
+    hook = AsyncFake()
+    assert asyncio.run(delete_rayjob_async(hook, "j", "ml", "killed by a user")) is True
+    assert hook.deleted == [(c.RAYJOB_KIND, "ml", "j")]
+
+
+def test_start_rayjob_reattaches_to_a_running_job_of_an_earlier_try():
+    running = rj("etl-train-abc-2", "Running", "RUNNING", try_number=2)
+    running["metadata"]["namespace"] = "ml"
+
+    class Hook(FakeHook):
+        def list_rayjobs(self, namespace, label_selector=""):
+            return [running]
+
+        def create_rayjob(self, body):
+            raise AssertionError("must not create a second RayJob")
+
+    started = start_rayjob(Hook(), {"metadata": {"name": DESIRED, "namespace": "ml"}}, task_instance_key="k",
+                           on_existing="reattach")
+    assert (started.name, started.namespace, started.reattached, started.created) == ("etl-train-abc-2", "ml", True, False)

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kuberay_provider import constants as c
+from kuberay_provider import lifecycle
 from kuberay_provider.compat import AirflowException, BaseOperator
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.janitor import UNKNOWN_TI_STATE, TaskInstanceRef, plan_sweep, state_name
+from kuberay_provider.namespaces import connection_namespace
 from kuberay_provider.naming import validate_namespace
-from kuberay_provider.params import check_conn_id, is_templated
+from kuberay_provider.params import check_conn_id, resolved_at_runtime
 
 if TYPE_CHECKING:
     from kuberay_provider.compat import Context
@@ -36,8 +38,10 @@ class RayJanitorOperator(BaseOperator):
     Returns the sweep list (``kind``, ``namespace``, ``name``, ``reason``, ``dry_run``); with ``dry_run=True``
     nothing is deleted and the list says what would have been.
 
-    :param namespaces: namespaces to sweep: a list or a comma-separated string (None: all namespaces, which needs a
-        ClusterRole to list RayJobs cluster-wide). Templated; an empty value is an error, not "all namespaces".
+    :param namespaces: namespaces to sweep: a list or a comma-separated string. None: the connection's namespace
+        (its extra ``namespace``, the same rule as every operator's, :mod:`kuberay_provider.namespaces`); if the
+        connection names none, all namespaces (which needs a ClusterRole to list RayJobs cluster-wide).
+        Templated; an empty value is an error, not "all namespaces".
     :param max_age: age after which any provider-made object is deleted unless its task instance is still alive.
     :param dry_run: only report (templated: ``"{{ params.dry_run }}"`` works).
     :param kubernetes_conn_id: the Kubernetes connection.
@@ -50,10 +54,10 @@ class RayJanitorOperator(BaseOperator):
         super().__init__(**kwargs)
         if not isinstance(max_age, dt.timedelta) or max_age <= dt.timedelta(0):
             raise InvalidParameterError("max_age", max_age, "must be a positive timedelta")
-        if not is_templated(dry_run):
+        if not resolved_at_runtime(dry_run):
             _dry_run_flag(dry_run)
         check_conn_id(kubernetes_conn_id)
-        if namespaces is not None and not is_templated(namespaces):
+        if namespaces is not None and not resolved_at_runtime(namespaces):
             self._namespaces(namespaces)
         self.namespaces = namespaces
         self.max_age, self.dry_run, self.kubernetes_conn_id = max_age, dry_run, kubernetes_conn_id
@@ -62,8 +66,13 @@ class RayJanitorOperator(BaseOperator):
         from kuberay_provider.hooks.kuberay import KubeRayHook
 
         dry_run = _dry_run_flag(self.dry_run)
-        namespaces: list[str | None] = list(self._namespaces(self.namespaces)) if self.namespaces is not None else [None]
         hook = KubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
+        namespaces: list[str | None]
+        if self.namespaces is not None:
+            namespaces = list(self._namespaces(self.namespaces))
+        else:
+            namespaces = [connection_namespace(self.kubernetes_conn_id, hook)]  # None: every namespace
+        self.log.info("Sweeping %s", ", ".join(f"namespace {ns}" for ns in namespaces if ns) or "all namespaces")
         selector = f"{c.MANAGED_BY_LABEL}={c.MANAGED_BY_VALUE}"
         rayjobs, clusters = [], []
         for ns in namespaces:
@@ -80,7 +89,8 @@ class RayJanitorOperator(BaseOperator):
             if dry_run:
                 continue
             try:
-                hook.delete_object(sweep.kind, sweep.name, sweep.namespace)
+                lifecycle.delete(hook, sweep.kind, sweep.name, sweep.namespace, reason=sweep.reason, log=self.log,
+                                 raise_errors=True)
             except Exception as exc:  # one failure must not stop the rest of the sweep
                 self.log.error("Could not delete %s %s/%s: %s", sweep.kind, sweep.namespace, sweep.name, exc)
                 failures.append(f"{sweep.kind} {sweep.namespace}/{sweep.name}: {exc}")
@@ -103,7 +113,7 @@ class RayJanitorOperator(BaseOperator):
                 "namespaces", namespaces, "names no namespace; pass None (not an empty value) to sweep all namespaces"
             )
         for ns in names:
-            if not is_templated(ns):
+            if not resolved_at_runtime(ns):
                 validate_namespace(ns, "namespaces")
         return names
 

@@ -9,18 +9,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kuberay_provider import constants as c
-from kuberay_provider import specs
+from kuberay_provider import lifecycle, specs
 from kuberay_provider.compat import AirflowException, BaseOperator
 from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.namespaces import resolve_namespace
 from kuberay_provider.naming import (
     validate_dns_subdomain,
     validate_labels,
     validate_namespace,
     validate_raycluster_name,
     validate_rayjob_name,
-    validate_seconds,
 )
-from kuberay_provider.params import check_conn_id, is_templated
+from kuberay_provider.params import as_seconds, check_conn_id, known_now
 
 if TYPE_CHECKING:
     from kuberay_provider.compat import Context
@@ -56,32 +56,35 @@ class RayClusterCreateOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if head is not None and not isinstance(head, Mapping):
+        if head is not None and known_now(head) and not isinstance(head, Mapping):
             raise InvalidParameterError("head", head, "must be a mapping such as {'cpu': 2, 'memory': '8Gi'}")
-        if worker_groups is not None and (isinstance(worker_groups, (str, Mapping)) or not isinstance(
-                worker_groups, Sequence) or not all(isinstance(g, Mapping) for g in worker_groups)):
+        if worker_groups is not None and known_now(worker_groups) and (isinstance(worker_groups, (str, Mapping)) or not
+                isinstance(worker_groups, Sequence) or not all(isinstance(g, Mapping) for g in worker_groups)):
             raise InvalidParameterError("worker_groups", worker_groups, "must be a list of mappings")
-        if labels is not None and not isinstance(labels, Mapping):
+        if labels is not None and known_now(labels) and not isinstance(labels, Mapping):
             raise InvalidParameterError("labels", labels, "must be a mapping of label names to values")
         check_conn_id(kubernetes_conn_id)
         if not isinstance(wait_until_ready, bool):
             raise InvalidParameterError("wait_until_ready", wait_until_ready, "must be True or False")
-        validate_seconds(ready_timeout, "ready_timeout")
+        if known_now(ready_timeout):
+            as_seconds(ready_timeout, "ready_timeout")
         self.name, self.namespace, self.image = name, namespace, image
-        self.head = dict(head) if head else None
-        self.worker_groups = [dict(g) for g in worker_groups or []]
-        self.labels = dict(labels or {})
+        # Values Airflow resolves at run time (XComArg, mapped arguments) are kept as given; others copied.
+        self.head = (dict(head) if head else None) if known_now(head) else head
+        self.worker_groups = [dict(g) for g in worker_groups or []] if known_now(worker_groups) else worker_groups
+        self.labels = dict(labels or {}) if known_now(labels) else labels
         self.service_account, self.ray_version = service_account, ray_version
         self.kubernetes_conn_id = kubernetes_conn_id
         self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
-        if not is_templated([self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels]):
+        if known_now(self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels,
+                     self.service_account, self.ray_version):
             self.build_manifest()
         else:  # what can be checked before rendering; the rest when execute() builds the manifest
-            if not is_templated(self.name):
+            if known_now(self.name):
                 validate_rayjob_name(self.name, "name")
-            if self.namespace and not is_templated(self.namespace):
+            if self.namespace and known_now(self.namespace):
                 validate_namespace(self.namespace)
-            if not is_templated(self.labels):
+            if known_now(self.labels):
                 validate_labels(self.labels)
 
     def _validate(self) -> None:
@@ -95,7 +98,7 @@ class RayClusterCreateOperator(BaseOperator):
         if self.service_account is not None:
             validate_dns_subdomain(self.service_account, "service_account")
 
-    def build_manifest(self) -> dict[str, Any]:
+    def build_manifest(self, namespace: str | None = None) -> dict[str, Any]:
         """The RayCluster this task creates, validated (again after rendering) before anything is sent."""
         self._validate()
         head = specs.NodeGroup.parse(self.head, "head", worker=False)
@@ -106,13 +109,15 @@ class RayClusterCreateOperator(BaseOperator):
         )
         specs.validate_ray_cluster_spec(spec)
         labels = {**self.labels, c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}
-        return specs.build_raycluster(name=self.name, namespace=self.namespace or c.DEFAULT_NAMESPACE,
+        return specs.build_raycluster(name=self.name, namespace=namespace or self.namespace or c.DEFAULT_NAMESPACE,
                                       cluster_spec=spec, labels=labels)
 
     def execute(self, context: Context) -> dict[str, str]:
-        manifest = self.build_manifest()
-        namespace = manifest["metadata"]["namespace"]
         hook = _hook(self.kubernetes_conn_id)
+        self._validate()
+        namespace = resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+        manifest = self.build_manifest(namespace)
+        ready_timeout = as_seconds(self.ready_timeout, "ready_timeout")
         _, created = hook.create_object(c.RAYCLUSTER_KIND, manifest, namespace)
         self.log.info("%s RayCluster %s/%s", "Created" if created else "Found existing", namespace, self.name)
         if self.wait_until_ready:
@@ -121,15 +126,16 @@ class RayClusterCreateOperator(BaseOperator):
             from kuberay_provider.hooks.pods import describe_pod_problems, head_pod_selector
 
             try:
-                hook.wait_for_raycluster_ready(self.name, namespace, timeout=self.ready_timeout,
+                hook.wait_for_raycluster_ready(self.name, namespace, timeout=ready_timeout,
                                                on_status=lambda s: self.log.info("%s", s.describe()))
             except RayJobGoneError as exc:
                 raise AirflowException(f"RayCluster {namespace}/{self.name} disappeared while starting") from exc
             except RayJobWaitTimeout as exc:
                 problems = describe_pod_problems(hook.list_pods(namespace, head_pod_selector(self.name)))
-                hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace)
+                lifecycle.delete(hook, c.RAYCLUSTER_KIND, self.name, namespace, log=self.log,
+                                 reason=f"not ready after {ready_timeout:g}s")
                 raise AirflowException(
-                    f"RayCluster {namespace}/{self.name} not ready after {self.ready_timeout}s; deleted it. "
+                    f"RayCluster {namespace}/{self.name} not ready after {ready_timeout:g}s; deleted it. "
                     + "; ".join(problems)
                 ) from exc
         return {"name": self.name, "namespace": namespace}
@@ -143,29 +149,33 @@ class RayClusterDeleteOperator(BaseOperator):
     def __init__(self, *, name: str, namespace: str | None = None, kubernetes_conn_id: str = "kubernetes_default",
                  wait: bool = True, wait_timeout: float = 300.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(name, str) or not name:
+        if known_now(name) and (not isinstance(name, str) or not name):
             raise InvalidParameterError("name", name, "must name a RayCluster")
         check_conn_id(kubernetes_conn_id)
         if not isinstance(wait, bool):
             raise InvalidParameterError("wait", wait, "must be True or False")
-        validate_seconds(wait_timeout, "wait_timeout")
+        if known_now(wait_timeout):
+            as_seconds(wait_timeout, "wait_timeout")
         self.name, self.namespace = name, namespace
         self.kubernetes_conn_id, self.wait, self.wait_timeout = kubernetes_conn_id, wait, wait_timeout
         self._validate(rendered=False)
 
     def _validate(self, rendered: bool) -> None:
         """Name and namespace (what is not templated at construction; everything again after rendering)."""
-        if rendered or not is_templated(self.name):
+        if rendered or known_now(self.name):
+            if not isinstance(self.name, str) or not self.name:
+                raise InvalidParameterError("name", self.name, "must name a RayCluster")
             validate_raycluster_name(self.name, "name")
-        if self.namespace and (rendered or not is_templated(self.namespace)):
+        if self.namespace and (rendered or known_now(self.namespace)):
             validate_namespace(self.namespace)
 
     def execute(self, context: Context) -> None:
         self._validate(rendered=True)
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
+        wait_timeout = as_seconds(self.wait_timeout, "wait_timeout")
         hook = _hook(self.kubernetes_conn_id)
-        if not hook.delete_object(c.RAYCLUSTER_KIND, self.name, namespace):
-            self.log.info("RayCluster %s/%s was already gone", namespace, self.name)
+        namespace = resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+        if not lifecycle.delete(hook, c.RAYCLUSTER_KIND, self.name, namespace, reason="RayClusterDeleteOperator",
+                                log=self.log, raise_errors=True):
             return
-        if self.wait and not hook.wait_deleted(c.RAYCLUSTER_KIND, self.name, namespace, self.wait_timeout):
-            raise AirflowException(f"RayCluster {namespace}/{self.name} still exists after {self.wait_timeout}s")
+        if self.wait and not hook.wait_deleted(c.RAYCLUSTER_KIND, self.name, namespace, wait_timeout):
+            raise AirflowException(f"RayCluster {namespace}/{self.name} still exists after {wait_timeout:g}s")

@@ -7,37 +7,28 @@ methods that use them, because Airflow parses DAG files again and again.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kuberay_provider import constants as c
-from kuberay_provider import specs
+from kuberay_provider import lifecycle, specs
 from kuberay_provider.compat import AirflowException, BaseOperator, conf
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.lifecycle import CLEANUP_POLICIES, ON_EXISTING, delete_after, plan_existing
+from kuberay_provider.lifecycle import CLEANUP_POLICIES, ON_EXISTING
 from kuberay_provider.links import DASHBOARD_XCOM_KEY, RayDashboardLink, dashboard_link
+from kuberay_provider.namespaces import resolve_namespace
 from kuberay_provider.naming import (
     TaskInstanceIdentity,
-    label_selector,
     validate_labels,
     validate_namespace,
     validate_raycluster_name,
     validate_rayjob_name,
-    validate_seconds,
 )
-from kuberay_provider.outcome import (
-    SUCCESS,
-    error_event,
-    failure_report,
-    final_status,
-    outcome_event,
-    succeeded,
-    xcom_summary,
-)
-from kuberay_provider.params import check_conn_id, is_templated
+from kuberay_provider.operators.templating import TemplateFile, TemplateFileFields, as_template_file
+from kuberay_provider.outcome import SUCCESS, failure_report, xcom_summary
+from kuberay_provider.params import as_int, as_number, as_seconds, check_conn_id, known_now, resolved_at_runtime
 from kuberay_provider.status import RayJobStatus
 
 if TYPE_CHECKING:
@@ -45,11 +36,10 @@ if TYPE_CHECKING:
     from kuberay_provider.hooks.kuberay import KubeRayHook
 
 DEFAULT_IMAGE = "rayproject/ray:2.60.0-py311"
-LOG_DRAIN_SECONDS = 15.0
 DEFERRAL_GRACE_SECONDS = 120
 
 
-class RayJobOperator(BaseOperator):
+class RayJobOperator(TemplateFileFields, BaseOperator):
     """Run ``entrypoint`` on a transient Ray cluster created by a KubeRay ``RayJob``; delete it afterwards.
 
     The cluster is described compactly (``image``, ``head``, ``worker_groups``) or by a full RayJob
@@ -64,9 +54,11 @@ class RayJobOperator(BaseOperator):
     :param worker_groups: e.g. ``[{"name": "cpu", "replicas": 2, "cpu": 4, "memory": "16Gi"}]``; set
         ``min_replicas``/``max_replicas`` to enable autoscaling; ``gpus`` and ``resources`` for accelerators.
     :param runtime_env: Ray runtime_env mapping (or YAML string).
-    :param manifest: a full RayJob manifest instead of the compact parameters.
+    :param manifest: a full RayJob manifest instead of the compact parameters (mapping, YAML string, or the name
+        of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file).
     :param name: RayJob name; default: deterministic from dag_id, task_id, run_id, map_index and try.
-    :param namespace: Kubernetes namespace (default: the connection's, else ``default``).
+    :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``; see
+        :mod:`kuberay_provider.namespaces`).
     :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
         they reach every Ray container through ``secretKeyRef`` and never appear in the spec. Literal values for
         credential-looking variables (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*API_KEY*``…) are refused.
@@ -78,15 +70,27 @@ class RayJobOperator(BaseOperator):
     :param timeout: seconds to wait for the job; default: the task's ``execution_timeout``.
     :param wait_for_completion: if False, return once the RayJob is created.
     :param stream_logs: copy the driver log into the task log while the job runs.
+
+    Every parameter can come from Jinja (``"{{ params.workers }}"``), an upstream task's ``XComArg`` or task mapping
+    (``.partial(...).expand(...)`` / ``.expand_kwargs(...)``): checks that need the value run when the DAG is
+    parsed if the value is known then, and otherwise at the start of ``execute`` on the rendered value. Numeric
+    parameters accept integer-valued strings (what Jinja renders) and native numbers
+    (``render_template_as_native_obj=True``).
+    :param log_tail_lines: driver-log lines kept for the failure message.
     :param dashboard_url_template: how to turn a cluster into a browser URL for the extra link, using
         ``{namespace}``, ``{cluster}`` and ``{dashboard_url}``; default ``http://<status.dashboardURL>``.
     """
 
     template_fields: Sequence[str] = (
         "entrypoint", "image", "head", "worker_groups", "runtime_env", "manifest", "name", "namespace",
-        "labels", "annotations", "cluster_selector", "job_id", "service_account",
+        "labels", "annotations", "cluster_selector", "job_id", "service_account", "secret_env", "node_selector",
+        "tolerations", "image_pull_secrets", "ray_version", "submission_mode", "ttl_seconds_after_finished",
+        "backoff_limit", "pre_running_deadline_seconds", "active_deadline_seconds", "entrypoint_num_cpus",
+        "entrypoint_num_gpus", "timeout", "log_tail_lines",
     )
+    #: Only ``manifest`` may name a template file; other strings ending in .yaml render as strings.
     template_ext: Sequence[str] = (".yaml", ".yml")
+    template_file_fields: Sequence[str] = ("manifest",)
     template_fields_renderers = {"manifest": "yaml", "runtime_env": "json", "head": "json", "worker_groups": "json"}
     ui_color = "#028bbd"
     operator_extra_links = (RayDashboardLink(),)
@@ -113,21 +117,21 @@ class RayJobOperator(BaseOperator):
         ray_version: str | None = None,
         submission_mode: str = specs.DEFAULT_SUBMISSION_MODE,
         shutdown_after_job_finishes: bool = True,
-        ttl_seconds_after_finished: int = specs.DEFAULT_TTL_SECONDS_AFTER_FINISHED,
-        backoff_limit: int = specs.DEFAULT_BACKOFF_LIMIT,
-        pre_running_deadline_seconds: int | None = specs.DEFAULT_PRE_RUNNING_DEADLINE_SECONDS,
-        active_deadline_seconds: int | None = None,
+        ttl_seconds_after_finished: int | str = specs.DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+        backoff_limit: int | str = specs.DEFAULT_BACKOFF_LIMIT,
+        pre_running_deadline_seconds: int | str | None = specs.DEFAULT_PRE_RUNNING_DEADLINE_SECONDS,
+        active_deadline_seconds: int | str | None = None,
         job_id: str | None = None,
-        entrypoint_num_cpus: float | None = None,
-        entrypoint_num_gpus: float | None = None,
+        entrypoint_num_cpus: float | str | None = None,
+        entrypoint_num_gpus: float | str | None = None,
         cluster_selector: str | None = None,
         on_existing: str = "reattach",
         cleanup_policy: str = "on_failure",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        timeout: float | None = None,
+        timeout: float | str | None = None,
         wait_for_completion: bool = True,
         stream_logs: bool = True,
-        log_tail_lines: int = 50,
+        log_tail_lines: int | str = 50,
         dashboard_url_template: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -137,12 +141,13 @@ class RayJobOperator(BaseOperator):
         self.head = head
         self.worker_groups = worker_groups if worker_groups is not None else []
         self.runtime_env = runtime_env
-        self.manifest = manifest
+        self.manifest = as_template_file(manifest, self.template_ext)
         self.name = name
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
-        self.labels = dict(labels or {})
-        self.annotations = dict(annotations or {})
+        # Kept as given when Airflow resolves them at run time (an XComArg has no dict()); copied otherwise.
+        self.labels = _copied(labels)
+        self.annotations = _copied(annotations)
         self.service_account = service_account
         # Kept as given (not coerced with dict()/list(), which would split a string): validated when the spec is built.
         self.node_selector = node_selector if node_selector is not None else {}
@@ -170,57 +175,72 @@ class RayJobOperator(BaseOperator):
         self.dashboard_url_template = dashboard_url_template
         self._rayjob_name: str | None = None
         self._rayjob_namespace: str | None = None
-        self._validate_static()
+        self._validate(rendered=False)
 
     # -- validation --------------------------------------------------------------------------------------
-    def _validate_static(self) -> None:
-        """Checks that need no rendering, done when the DAG is parsed (before anything is created)."""
-        if self.on_existing not in ON_EXISTING:
+    def _validate(self, rendered: bool) -> None:
+        """Every parameter check, in one place.
+
+        ``rendered=False`` (``__init__``, when the DAG is parsed): values only known at run time (Jinja, XComArg,
+        mapped arguments, see :func:`~kuberay_provider.params.resolved_at_runtime`) are skipped, and if nothing is
+        left unknown the RayJob is built against a placeholder identity so every rule is checked before the task
+        ever runs. ``rendered=True`` (start of ``execute``): everything is judged; nothing has been created yet.
+        """
+        def known(*values: Any) -> bool:
+            return rendered or known_now(*values)
+
+        if known(self.on_existing) and self.on_existing not in ON_EXISTING:
             raise InvalidParameterError("on_existing", self.on_existing, f"must be one of {list(ON_EXISTING)}")
-        if self.cleanup_policy not in CLEANUP_POLICIES:
+        if known(self.cleanup_policy) and self.cleanup_policy not in CLEANUP_POLICIES:
             raise InvalidParameterError("cleanup_policy", self.cleanup_policy, f"must be one of {list(CLEANUP_POLICIES)}")
-        if self.manifest is None and not self.entrypoint and self.submission_mode != "InteractiveMode":
+        if known(self.manifest, self.entrypoint, self.submission_mode) and self.manifest is None \
+                and not self.entrypoint and self.submission_mode != "InteractiveMode":
             raise InvalidParameterError("entrypoint", self.entrypoint, "is required unless a full manifest is given")
-        if self.timeout is not None:
-            validate_seconds(self.timeout, "timeout")
-        if isinstance(self.log_tail_lines, bool) or not isinstance(self.log_tail_lines, int) or self.log_tail_lines < 0:
-            raise InvalidParameterError("log_tail_lines", self.log_tail_lines, "must be an integer ≥ 0")
+        if known(self.timeout):
+            as_seconds(self.timeout, "timeout", allow_none=True)
+        if known(self.log_tail_lines):
+            as_int(self.log_tail_lines, "log_tail_lines", minimum=0)
         for flag in ("deferrable", "wait_for_completion", "stream_logs"):
-            if not isinstance(getattr(self, flag), bool):
+            if known(getattr(self, flag)) and not isinstance(getattr(self, flag), bool):
                 raise InvalidParameterError(flag, getattr(self, flag), "must be True or False")
         check_conn_id(self.kubernetes_conn_id)
         if self.dashboard_url_template is not None:
             self._check_dashboard_template()
-        self._job_settings()  # submission mode, TTL, deadlines, runtime_env
-        if self.name and not is_templated(self.name):
+        self._check_job_params(known)
+        if self.name and known(self.name):
             validate_rayjob_name(self.name, "name")
-        if self.namespace and not is_templated(self.namespace):
+        if self.namespace and known(self.namespace):
             validate_namespace(self.namespace)
-        if not is_templated(self.labels):
+        if known(self.labels):
             validate_labels(self.labels)
-        if self.cluster_selector is not None and not is_templated(self.cluster_selector):
+        if self.cluster_selector is not None and known(self.cluster_selector):
             validate_raycluster_name(self.cluster_selector, "cluster_selector")
-        if self.secret_env and (self.cluster_selector or self._manifest_selects_a_cluster()):
+        if known(self.secret_env, self.cluster_selector, self.manifest) and self.secret_env \
+                and (self.cluster_selector or self._manifest_selects_a_cluster()):
             raise InvalidParameterError(
                 "secret_env", sorted(self.secret_env), "cannot be used with cluster_selector: this task creates no "
                 "Ray pods; give the shared cluster's pods the Secret references instead",
             )
-        specs.parse_secret_env(self.secret_env)
-        if self.manifest is None and not is_templated([self.head, self.worker_groups, self.image]):
+        if known(self.secret_env):
+            specs.parse_secret_env(self.secret_env)
+        if rendered:
+            return  # execute() builds (and so validates) the real RayJob next
+        pod_fields = (self.head, self.worker_groups, self.image, self.service_account, self.node_selector,
+                      self.tolerations, self.image_pull_secrets, self.secret_env, self.ray_version)
+        if self.manifest is None and known_now(self.cluster_selector, *pod_fields):
             self._cluster_spec()
-        if self.manifest is not None and not is_templated(self.manifest) and not self._manifest_is_template_file():
+        if self.manifest is not None and known_now(self.manifest) and not isinstance(self.manifest, TemplateFile):
             specs.load_manifest(self.manifest)
-        if not is_templated([self.entrypoint, self.manifest, self.head, self.worker_groups, self.image, self.runtime_env,
-                             self.labels, self.annotations, self.cluster_selector, self.job_id, self.service_account]) \
-                and not self._manifest_is_template_file():
+        others = [getattr(self, f) for f in self.template_fields if f not in ("name", "namespace")]
+        if known_now(*others) and not isinstance(self.manifest, TemplateFile):
             # Everything is known now: build against a placeholder identity so every KubeRay rule is checked
             # when the DAG is parsed, not when the task runs.
             placeholder = TaskInstanceIdentity(dag_id="dag", task_id="task", run_id="run")
             saved = self.name
-            if self.name is not None and is_templated(self.name):
+            if self.name is not None and not known_now(self.name):
                 self.name = None
             try:
-                namespace = c.DEFAULT_NAMESPACE if is_templated(self.namespace) else self.namespace
+                namespace = self.namespace if self.namespace and known_now(self.namespace) else c.DEFAULT_NAMESPACE
                 self.build_manifest(placeholder, namespace=namespace)
             finally:
                 self.name = saved
@@ -239,50 +259,57 @@ class RayJobOperator(BaseOperator):
             raise InvalidParameterError("dashboard_url_template", template, "must produce an http:// or https:// URL")
 
     def _manifest_selects_a_cluster(self) -> bool:
-        if self.manifest is None or is_templated(self.manifest) or self._manifest_is_template_file():
+        if self.manifest is None or isinstance(self.manifest, TemplateFile):
             return False
         return bool((specs.load_manifest(self.manifest).get("spec") or {}).get("clusterSelector"))
 
-    def _manifest_is_template_file(self) -> bool:
-        return isinstance(self.manifest, str) and self.manifest.strip().endswith(tuple(self.template_ext))
+    #: (parameter, minimum, optional): the RayJob's integer settings, one rule (:func:`~kuberay_provider.params.as_int`).
+    _INT_SETTINGS = (
+        ("ttl_seconds_after_finished", 0, False),
+        ("backoff_limit", 0, False),
+        ("pre_running_deadline_seconds", 1, True),
+        ("active_deadline_seconds", 1, True),
+    )
 
-    def _job_settings(self, active_deadline: int | None = None) -> specs.JobSettings:
-        if self.submission_mode not in specs.SUBMISSION_MODES:
+    def _check_job_params(self, known: Any) -> None:
+        """The job settings that are known (all of them once rendered), each by its one rule."""
+        if known(self.submission_mode) and self.submission_mode not in specs.SUBMISSION_MODES:
             raise InvalidParameterError(
                 "submission_mode", self.submission_mode,
                 f"must be one of {list(specs.SUBMISSION_MODES)} (KubeRay accepts typos and then never finishes)",
             )
         if not isinstance(self.shutdown_after_job_finishes, bool):
             raise InvalidParameterError("shutdown_after_job_finishes", self.shutdown_after_job_finishes, "must be a bool")
-        for param, value, minimum, optional in (
-            ("ttl_seconds_after_finished", self.ttl_seconds_after_finished, 0, False),
-            ("backoff_limit", self.backoff_limit, 0, False),
-            ("pre_running_deadline_seconds", self.pre_running_deadline_seconds, 1, True),
-            ("active_deadline_seconds", self.active_deadline_seconds, 1, True),
-        ):
-            if value is None and optional:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise InvalidParameterError(param, value, f"must be an integer ≥ {minimum}")
-        if self.ttl_seconds_after_finished > 0 and not self.shutdown_after_job_finishes:
+        for param, minimum, optional in self._INT_SETTINGS:
+            if known(getattr(self, param)):
+                as_int(getattr(self, param), param, minimum=minimum, allow_none=optional)
+        for param in ("entrypoint_num_cpus", "entrypoint_num_gpus"):
+            if known(getattr(self, param)):
+                as_number(getattr(self, param), param, allow_none=True)
+        if known(self.ttl_seconds_after_finished) and as_int(self.ttl_seconds_after_finished, "ttl_seconds_after_finished",
+                                                             minimum=0) > 0 and not self.shutdown_after_job_finishes:
             raise InvalidParameterError(
                 "ttl_seconds_after_finished", self.ttl_seconds_after_finished,
                 "requires shutdown_after_job_finishes=True (KubeRay rejects a TTL without it)",
             )
-        if not is_templated(self.runtime_env):
+        if known(self.runtime_env):
             specs.runtime_env_yaml(self.runtime_env)
+
+    def _job_settings(self, active_deadline: int | None = None) -> specs.JobSettings:
+        """The job part of the RayJob from the (known) parameters, numbers normalised by their one rule."""
+        ints = {p: as_int(getattr(self, p), p, minimum=m, allow_none=o) for p, m, o in self._INT_SETTINGS}
         return specs.JobSettings(
             entrypoint=self.entrypoint,
             runtime_env=self.runtime_env,
             submission_mode=self.submission_mode,
             shutdown_after_job_finishes=self.shutdown_after_job_finishes,
-            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            backoff_limit=self.backoff_limit,
-            pre_running_deadline_seconds=self.pre_running_deadline_seconds,
-            active_deadline_seconds=self.active_deadline_seconds or active_deadline,
+            ttl_seconds_after_finished=ints["ttl_seconds_after_finished"],
+            backoff_limit=ints["backoff_limit"],
+            pre_running_deadline_seconds=ints["pre_running_deadline_seconds"],
+            active_deadline_seconds=ints["active_deadline_seconds"] or active_deadline,
             job_id=self.job_id,
-            entrypoint_num_cpus=self.entrypoint_num_cpus,
-            entrypoint_num_gpus=self.entrypoint_num_gpus,
+            entrypoint_num_cpus=as_number(self.entrypoint_num_cpus, "entrypoint_num_cpus", allow_none=True),
+            entrypoint_num_gpus=as_number(self.entrypoint_num_gpus, "entrypoint_num_gpus", allow_none=True),
             cluster_selector={c.RAY_CLUSTER_LABEL: self.cluster_selector} if self.cluster_selector else None,
         )
 
@@ -306,8 +333,14 @@ class RayJobOperator(BaseOperator):
         return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=self.ray_version)
 
     # -- building ------------------------------------------------------------------------------------------
+    def _timeout_seconds(self) -> float | None:
+        seconds = as_seconds(self.timeout, "timeout", allow_none=True)
+        if seconds is None and self.execution_timeout:
+            seconds = self.execution_timeout.total_seconds()
+        return seconds or None
+
     def _active_deadline_from_timeout(self) -> int | None:
-        seconds = self.timeout or (self.execution_timeout.total_seconds() if self.execution_timeout else None)
+        seconds = self._timeout_seconds()
         return max(1, math.ceil(seconds)) if seconds else None
 
     def build_manifest(self, identity: TaskInstanceIdentity, namespace: str | None = None) -> dict[str, Any]:
@@ -359,26 +392,17 @@ class RayJobOperator(BaseOperator):
         return KubeRayHook(kubernetes_conn_id=self.kubernetes_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        for field in ("entrypoint", "name", "namespace", "manifest"):
-            if is_templated(getattr(self, field)):
-                raise InvalidParameterError(field, getattr(self, field), "still holds Jinja after rendering")
+        """Check the rendered parameters, create (or re-attach to) the RayJob, wait, clean up, report."""
+        if isinstance(self.manifest, TemplateFile):
+            raise InvalidParameterError("manifest", str(self.manifest), "names a template file that was not rendered")
+        self._validate(rendered=True)
         identity = self.identity_from_context(context)
-        self.namespace = self.namespace or self._connection_namespace()
-        manifest = self.build_manifest(identity)
-        name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
         hook = self.hook()
-        existing = hook.list_rayjobs(namespace, label_selector({c.TASK_INSTANCE_LABEL: identity.key}))
-        plan = plan_existing(existing, name, self.on_existing)
-        for stale in plan.delete:
-            self.log.info("Deleting RayJob %s/%s of an earlier try (on_existing=%s)", namespace, stale, self.on_existing)
-            hook.delete_rayjob(stale, namespace)
-        reattached = plan.attach is not None and plan.attach != name
-        if plan.attach:
-            name = plan.attach
-            self.log.info("Re-attaching to RayJob %s/%s instead of submitting a second job", namespace, name)
-        else:
-            _, created = hook.create_rayjob(manifest)
-            self.log.info("%s RayJob %s/%s", "Created" if created else "Found existing", namespace, name)
+        namespace = resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+        manifest = self.build_manifest(identity, namespace=namespace)
+        started = lifecycle.start_rayjob(hook, manifest, task_instance_key=identity.key, on_existing=self.on_existing,
+                                         log=self.log)
+        name, namespace, reattached = started.name, started.namespace, started.reattached
         self._rayjob_name, self._rayjob_namespace = name, namespace
         context["ti"].xcom_push(key="rayjob_name", value=name)
         if not self.wait_for_completion:
@@ -391,79 +415,43 @@ class RayJobOperator(BaseOperator):
             self.defer(
                 trigger=RayJobTrigger(
                     name=name, namespace=namespace, kubernetes_conn_id=self.kubernetes_conn_id, deadline=deadline,
-                    stream_logs=self.stream_logs, log_tail_lines=self.log_tail_lines,
+                    stream_logs=self.stream_logs, log_tail_lines=self._log_tail_lines(),
                 ),
                 method_name="execute_complete",
-                kwargs={"reattached": reattached},
+                kwargs={"reattached": reattached, "name": name, "namespace": namespace},
                 timeout=timedelta(seconds=deadline - time.time() + DEFERRAL_GRACE_SECONDS) if deadline else None,
             )
-        event = self._wait_sync(hook, name, namespace, deadline, context)
-        return self._complete(context, event, reattached=reattached, hook=hook)
-
-    def execute_complete(self, context: Context, event: dict[str, Any], reattached: bool = False) -> dict[str, Any]:
-        """Resume after the trigger fired: same handling as the synchronous wait."""
-        rayjob = event.get("rayjob") or {}
-        self._rayjob_name = rayjob.get("name") or context["ti"].xcom_pull(task_ids=self.task_id, key="rayjob_name")
-        self._rayjob_namespace = rayjob.get("namespace") or self.namespace
-        return self._complete(context, event, reattached=reattached, hook=None)
-
-    def _connection_namespace(self) -> str:
-        try:
-            return self.hook().get_namespace() or c.DEFAULT_NAMESPACE
-        except Exception as exc:
-            raise InvalidParameterError(
-                "kubernetes_conn_id", self.kubernetes_conn_id, f"could not be read: {exc}"
-            ) from exc
-
-    def _deadline(self) -> float | None:
-        seconds = self.timeout or (self.execution_timeout.total_seconds() if self.execution_timeout else None)
-        return time.time() + seconds if seconds else None
-
-    def _wait_sync(self, hook: KubeRayHook, name: str, namespace: str, deadline: float | None,
-                   context: Context) -> dict[str, Any]:
-        """Wait in the worker with the same watch logic as the trigger; returns the same event shape."""
-        from kuberay_provider.errors import RayJobGoneError
-        from kuberay_provider.hooks.kuberay import RayJobWaitTimeout
-        from kuberay_provider.hooks.pods import LogTail
-        from kuberay_provider.hooks.watching import Finished, Gone, RayJobWaiter, TimedOut
-
-        tail = LogTail(self.log_tail_lines)
-        stop = threading.Event()
-        follower = None
-        if self.stream_logs:
-            follower = threading.Thread(
-                target=hook.stream_driver_log, args=(name, namespace, tail, self._emit_driver_line, stop),
-                name=f"driver-log-{name}", daemon=True,
-            )
-            follower.start()
-        waiter = RayJobWaiter(name, namespace, timeout=None if deadline is None else max(0.0, deadline - time.time()))
 
         def on_status(status: RayJobStatus) -> None:
             self.log.info("%s", status.describe())
             self._persist_dashboard(context, status)
 
-        outcome: Any
-        try:
-            outcome = Finished(hook.wait_for_rayjob(name, namespace, on_status=on_status, waiter=waiter))
-        except RayJobWaitTimeout as exc:
-            outcome = TimedOut(exc.last)
-        except RayJobGoneError:
-            outcome = Gone(waiter.last)
-        except Exception as exc:
-            return error_event(f"{type(exc).__name__}: {exc}", tail.lines)
-        finally:
-            stop.set()
-            if follower:
-                follower.join(LOG_DRAIN_SECONDS)
-        ok = succeeded(outcome)
-        status = final_status(outcome)
-        diagnostics = hook.diagnose(status) if status and not ok else []
-        if not tail.lines and not ok:
-            try:
-                hook.read_driver_log_tail(name, namespace, tail)
-            except Exception as exc:
-                self.log.warning("Could not read the driver log tail: %s", exc)
-        return outcome_event(outcome, name, namespace, diagnostics=diagnostics, log_tail=tail.lines)
+        event = lifecycle.wait_sync(hook, name, namespace, deadline=deadline, log_tail_lines=self._log_tail_lines(),
+                                    stream_logs=self.stream_logs, emit_line=self._emit_driver_line,
+                                    on_status=on_status, log=self.log)
+        return self._complete(context, event, reattached=reattached, hook=hook)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], reattached: bool = False,
+                         name: str | None = None, namespace: str | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: same handling as the synchronous wait.
+
+        The RayJob is the one this task created: the event's name/namespace, else those ``execute`` resolved and
+        passed along with the deferral (older deferrals: the final status, then the ``rayjob_name`` XCom and the
+        namespace resolved again), so cleanup after a deferred error happens where the job was created.
+        """
+        rayjob = event.get("rayjob") or {}
+        self._rayjob_name = (event.get("name") or name or rayjob.get("name")
+                             or context["ti"].xcom_pull(task_ids=self.task_id, key="rayjob_name"))
+        self._rayjob_namespace = (event.get("namespace") or namespace or rayjob.get("namespace")
+                                  or resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=self.hook()))
+        return self._complete(context, event, reattached=reattached, hook=None)
+
+    def _log_tail_lines(self) -> int:
+        return as_int(self.log_tail_lines, "log_tail_lines", minimum=0)
+
+    def _deadline(self) -> float | None:
+        seconds = self._timeout_seconds()
+        return time.time() + seconds if seconds else None
 
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
@@ -483,23 +471,28 @@ class RayJobOperator(BaseOperator):
         namespace = self._rayjob_namespace or (status.namespace if status else c.DEFAULT_NAMESPACE)
         if status:
             self._persist_dashboard(context, status)
-        if delete_after(kind, self.cleanup_policy) and kind != "deleted":
-            self._delete(hook or self.hook(), name, namespace, f"outcome {kind}, cleanup_policy={self.cleanup_policy}")
+        decision = lifecycle.finish(event, name=name, namespace=namespace, cleanup_policy=self.cleanup_policy,
+                                    hook=lambda: hook or self.hook(), log=self.log)
         if kind == SUCCESS:
             self.log.info("%s", event.get("message"))
             return xcom_summary(status, name=name, namespace=namespace, reattached=reattached)
         report = failure_report(event)
+        if decision.note and not decision.delete:
+            report = f"{report}\n{decision.note}"
         self.log.error("%s", report)
         raise AirflowException(report)
-
-    def _delete(self, hook: KubeRayHook, name: str, namespace: str, why: str) -> None:
-        try:
-            if hook.delete_rayjob(name, namespace):
-                self.log.info("Deleted RayJob %s/%s (%s); KubeRay stops the job and removes its cluster", namespace, name, why)
-        except Exception:
-            self.log.exception("Could not delete RayJob %s/%s; the janitor will remove it", namespace, name)
 
     def on_kill(self) -> None:
         """Task killed (UI mark failed/clear, execution_timeout in the worker): delete the RayJob."""
         if self._rayjob_name and self._rayjob_namespace:
-            self._delete(self.hook(), self._rayjob_name, self._rayjob_namespace, "the task was killed")
+            lifecycle.delete_rayjob(self.hook(), self._rayjob_name, self._rayjob_namespace, "the task was killed",
+                                    log=self.log)
+
+
+def _copied(mapping: Any) -> Any:
+    """A dict copy of a mapping given now; a value Airflow resolves at run time (or a wrong type) as given."""
+    if mapping is None:
+        return {}
+    if isinstance(mapping, Mapping) and not resolved_at_runtime(mapping):
+        return dict(mapping)
+    return mapping

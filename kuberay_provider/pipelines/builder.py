@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.namespaces import DEFAULT_NAMESPACE
 from kuberay_provider.pipelines import JOBS_DIR, TEMPLATES_DIR
 
 SPARK_MODES = ("local", "spark_operator")
@@ -286,7 +287,7 @@ def retraining_pipeline(
 
             main_file = spark_main_application_file or f"local://{JOBS_DIR / 'churn_etl.py'}"
             manifest = render_spark_application(
-                spark_application_template, name="churn-etl", namespace=namespace or "default", image=spark_image,
+                spark_application_template, name="churn-etl", namespace=namespace or DEFAULT_NAMESPACE, image=spark_image,
                 main_application_file=main_file, arguments=etl_args, spark_version=spark_version,
                 shuffle_partitions="8", service_account=spark_service_account,
                 driver_cores=(spark_driver or {}).get("cores", 1), driver_memory=(spark_driver or {}).get("memory", "2g"),
@@ -295,10 +296,12 @@ def retraining_pipeline(
                 executor_memory=(spark_executor or {}).get("memory", "2g"),
                 env=[{"name": k, "value": v} for k, v in env.items()],
             )  # fmt: skip
+            if namespace is None:  # resolved at run time like every task's: the connection's, else default
+                manifest.get("metadata", {}).pop("namespace", None)
             etl_tasks.append(SparkApplicationOperator(
                 task_id="etl_spark_operator",
                 template_spec=manifest,
-                namespace=namespace or "default",
+                namespace=namespace,
                 kubernetes_conn_id=kubernetes_conn_id,
                 get_logs=True,
                 delete_on_termination=True,

@@ -22,7 +22,8 @@ class SparkApplicationOperator(BaseOperator):
     """Run one SparkApplication (``sparkoperator.k8s.io/v1beta2``) to completion, streaming the driver log.
 
     :param template_spec: the SparkApplication manifest (a mapping; Jinja templates in its strings are rendered).
-    :param namespace: namespace of the application.
+    :param namespace: namespace of the application (default: the manifest's ``metadata.namespace``, else the
+        connection's, else ``default``: :mod:`kuberay_provider.namespaces`).
     :param kubernetes_conn_id: a cncf ``kubernetes`` connection.
     :param get_logs: stream the driver log into the task log.
     :param delete_on_termination: delete the application when it ends.
@@ -33,7 +34,7 @@ class SparkApplicationOperator(BaseOperator):
     template_fields_renderers = {"template_spec": "py"}
     ui_color = "#fcccbb"
 
-    def __init__(self, *, template_spec: Mapping[str, Any], namespace: str = "default",
+    def __init__(self, *, template_spec: Mapping[str, Any], namespace: str | None = None,
                  kubernetes_conn_id: str = "kubernetes_default", get_logs: bool = True,
                  delete_on_termination: bool = True, spark_kubernetes_kwargs: Mapping[str, Any] | None = None,
                  **kwargs: Any) -> None:
@@ -52,13 +53,25 @@ class SparkApplicationOperator(BaseOperator):
         self.spark_kubernetes_kwargs = extra
         self._delegate: Any = None
 
+    def resolved_namespace(self) -> str:
+        """The namespace the application runs in: the parameter, else the manifest's, else the connection's, else
+        ``default`` (written into the manifest, so both agree)."""
+        from kuberay_provider.namespaces import resolve_namespace
+
+        given = self.namespace or (self.template_spec.get("metadata") or {}).get("namespace")
+        namespace = resolve_namespace(given, self.kubernetes_conn_id)
+        self.template_spec = {**self.template_spec, "metadata": {**(self.template_spec.get("metadata") or {}),
+                                                                  "namespace": namespace}}
+        return namespace
+
     def delegate(self) -> Any:
         """The ``SparkKubernetesOperator`` for the (rendered) manifest; imported and built on first use."""
         if self._delegate is None:
             from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
 
+            namespace = self.resolved_namespace()
             self._delegate = SparkKubernetesOperator(
-                task_id=self.task_id, template_spec=self.template_spec, namespace=self.namespace,
+                task_id=self.task_id, template_spec=self.template_spec, namespace=namespace,
                 kubernetes_conn_id=self.kubernetes_conn_id, get_logs=self.get_logs,
                 delete_on_termination=self.delete_on_termination, deferrable=False, **self.spark_kubernetes_kwargs,
             )  # fmt: skip

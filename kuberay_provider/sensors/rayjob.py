@@ -1,4 +1,10 @@
-"""RayJobSensor (wait for a RayJob to finish) and RayClusterDeletedSensor (confirm teardown)."""
+"""RayJobSensor (wait for a RayJob to finish) and RayClusterDeletedSensor (confirm teardown).
+
+Both are ordinary Airflow sensors: ``poke`` decides, and ``BaseSensorOperator`` runs the loop, so ``mode="reschedule"``,
+``soft_fail``, ``exponential_backoff`` and ``timeout`` behave as for any sensor; ``deferrable=True`` waits in the
+triggerer instead. Their namespace is resolved by :func:`kuberay_provider.namespaces.resolve_namespace` (the
+parameter, else the connection's, else ``default``), like every operator's.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kuberay_provider import constants as c
-from kuberay_provider.compat import AirflowException, BaseSensorOperator, conf
+from kuberay_provider.compat import AirflowException, BaseSensorOperator, PokeReturnValue, conf
 from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.namespaces import resolve_namespace
 from kuberay_provider.naming import (
     validate_label_selector,
     validate_namespace,
@@ -17,7 +24,7 @@ from kuberay_provider.naming import (
     validate_rayjob_name,
 )
 from kuberay_provider.outcome import SUCCESS, failure_report, xcom_summary
-from kuberay_provider.params import check_conn_id, is_templated
+from kuberay_provider.params import as_seconds, check_conn_id, known_now
 from kuberay_provider.status import RayJobStatus
 from kuberay_provider.teardown import leftovers
 
@@ -32,11 +39,16 @@ def _hook(conn_id: str) -> KubeRayHook:
     return KubeRayHook(kubernetes_conn_id=conn_id)
 
 
+def _seconds(value: Any, parameter: str, *, allow_zero: bool = False) -> float:
+    """A sensor's ``poke_interval``/``timeout`` (number, numeric string or timedelta) in seconds."""
+    return as_seconds(value, parameter, allow_zero=allow_zero)
+
+
 class RayJobSensor(BaseSensorOperator):
     """Wait until a RayJob finishes; succeed only on ``Complete`` + ``SUCCEEDED`` (the provider's one rule).
 
-    :param name: the RayJob's name (templated; e.g. ``"{{ ti.xcom_pull('train')['name'] }}"``).
-    :param namespace: its namespace (default ``default``).
+    :param name: the RayJob's name (templated or an XComArg; e.g. ``"{{ ti.xcom_pull('train')['name'] }}"``).
+    :param namespace: its namespace (default: the connection's, else ``default``).
     :param deferrable: wait in the triggerer (watch-based, no polling).
     """
 
@@ -51,9 +63,10 @@ class RayJobSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        for param in ("poke_interval", "timeout"):
+            if param in kwargs and known_now(kwargs[param]):
+                kwargs[param] = _seconds(kwargs[param], param, allow_zero=True)  # Airflow allows 0
         super().__init__(**kwargs)
-        if not isinstance(name, str) or not name:
-            raise InvalidParameterError("name", name, "must name a RayJob")
         check_conn_id(kubernetes_conn_id)
         self.name = name
         self.namespace = namespace
@@ -62,38 +75,42 @@ class RayJobSensor(BaseSensorOperator):
         self._validate(rendered=False)
 
     def _validate(self, rendered: bool) -> None:
-        """Name and namespace: what is not templated at construction, everything again once rendered."""
-        if rendered or not is_templated(self.name):
+        """Name and namespace: what is known at construction, everything again once rendered."""
+        if rendered or known_now(self.name):
+            if not isinstance(self.name, str) or not self.name:
+                raise InvalidParameterError("name", self.name, "must name a RayJob")
             validate_rayjob_name(self.name)
-        if self.namespace and (rendered or not is_templated(self.namespace)):
+        if self.namespace and (rendered or known_now(self.namespace)):
             validate_namespace(self.namespace)
 
-    def _status(self) -> RayJobStatus:
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
-        obj = _hook(self.kubernetes_conn_id).get_rayjob(self.name, namespace)
+    def _namespace(self, hook: KubeRayHook | None = None) -> str:
+        return resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        self._validate(rendered=True)
+        hook = _hook(self.kubernetes_conn_id)
+        namespace = self._namespace(hook)
+        obj = hook.get_rayjob(self.name, namespace)
         if obj is None:
             raise AirflowException(f"RayJob {namespace}/{self.name} does not exist")
-        return RayJobStatus.from_object(obj)
-
-    def poke(self, context: Context) -> bool:
-        status = self._status()
+        status = RayJobStatus.from_object(obj)
         self.log.info("%s", status.describe())
         if not status.is_terminal:
             return False
         if status.is_success:
-            return True
+            return PokeReturnValue(True, xcom_summary(status, name=self.name, namespace=namespace))
         raise AirflowException(status.describe())
 
     def execute(self, context: Context) -> Any:
+        """Poke (any ``mode``) through ``BaseSensorOperator``, or defer to the trigger when ``deferrable``."""
         self._validate(rendered=True)
         if not self.deferrable:
-            super().execute(context)
-            return xcom_summary(self._status(), name=self.name, namespace=self.namespace or c.DEFAULT_NAMESPACE)
+            return super().execute(context)
         from kuberay_provider.triggers.rayjob import RayJobTrigger
 
         deadline = time.time() + self.timeout if self.timeout else None
         self.defer(
-            trigger=RayJobTrigger(self.name, self.namespace or c.DEFAULT_NAMESPACE, self.kubernetes_conn_id,
+            trigger=RayJobTrigger(self.name, self._namespace(), self.kubernetes_conn_id,
                                   deadline=deadline, stream_logs=False, delete_on_kill=False),
             method_name="execute_complete",
         )
@@ -101,7 +118,7 @@ class RayJobSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") == SUCCESS:
             status = RayJobStatus.from_dict(event["rayjob"])
-            return xcom_summary(status, name=self.name, namespace=status.namespace)
+            return xcom_summary(status, name=self.name, namespace=event.get("namespace") or status.namespace)
         raise AirflowException(failure_report(event))
 
 
@@ -109,12 +126,14 @@ class RayClusterDeletedSensor(BaseSensorOperator):
     """Confirm that the Ray cluster(s) of a RayJob, or of a label selector, and their pods are gone.
 
     Fit to be an Airflow teardown task (``.as_teardown()``): it runs even when the training task failed.
-    On timeout it fails listing every RayCluster and pod that is left.
+    On timeout it fails listing every RayCluster and pod that is left. ``mode="reschedule"``, ``soft_fail`` and
+    ``exponential_backoff`` work as for any sensor; ``deferrable=True`` checks from the triggerer.
 
     :param rayjob_name: the RayJob whose clusters to check (templated); its ``rayClusterName`` and every
         RayCluster labelled ``ray.io/originated-from-cr-name=<rayjob_name>`` are checked.
     :param cluster_names: explicit RayCluster names (templated).
     :param label_selector: RayClusters matching this selector (templated).
+    :param namespace: where to look (default: the connection's, else ``default``: the same rule as RayJobOperator).
     """
 
     template_fields: Sequence[str] = ("rayjob_name", "cluster_names", "label_selector", "namespace")
@@ -132,16 +151,14 @@ class RayClusterDeletedSensor(BaseSensorOperator):
         timeout: float | timedelta = 600.0,
         **kwargs: Any,
     ) -> None:
-        for param, value in (("poke_interval", poke_interval), ("timeout", timeout)):
-            seconds = value.total_seconds() if isinstance(value, timedelta) else value
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-                raise InvalidParameterError(param, value, "must be a positive number of seconds or a timedelta")
+        poke_interval = _seconds(poke_interval, "poke_interval")
+        timeout = _seconds(timeout, "timeout")
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         if not (rayjob_name or cluster_names or label_selector):
             raise InvalidParameterError(
                 "rayjob_name", rayjob_name, "one of rayjob_name, cluster_names or label_selector is required"
             )
-        if cluster_names is not None and (isinstance(cluster_names, str) and "{{" not in cluster_names):
+        if cluster_names is not None and isinstance(cluster_names, str) and known_now(cluster_names):
             raise InvalidParameterError("cluster_names", cluster_names, "must be a list of RayCluster names")
         check_conn_id(kubernetes_conn_id)
         self.rayjob_name = rayjob_name
@@ -150,12 +167,13 @@ class RayClusterDeletedSensor(BaseSensorOperator):
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = deferrable
+        self._left: list[str] = []
         self._validate(rendered=False)
 
     def _validate(self, rendered: bool) -> None:
-        """Every name, the namespace and the selector: untemplated ones now, all of them again once rendered."""
+        """Every name, the namespace and the selector: known ones now, all of them again once rendered."""
         def check(value: Any) -> bool:
-            return value is not None and value != "" and (rendered or not is_templated(value))
+            return value is not None and value != "" and (rendered or known_now(value))
 
         if check(self.rayjob_name):
             validate_rayjob_name(self.rayjob_name, "rayjob_name")
@@ -163,7 +181,7 @@ class RayClusterDeletedSensor(BaseSensorOperator):
             if isinstance(self.cluster_names, str) or not isinstance(self.cluster_names, (list, tuple)):
                 raise InvalidParameterError("cluster_names", self.cluster_names, "must be a list of RayCluster names")
             for i, name in enumerate(self.cluster_names):
-                if rendered or not is_templated(name):
+                if rendered or known_now(name):
                     validate_raycluster_name(name, f"cluster_names[{i}]")
         if check(self.label_selector):
             validate_label_selector(self.label_selector, "label_selector")
@@ -174,9 +192,8 @@ class RayClusterDeletedSensor(BaseSensorOperator):
                 "rayjob_name", self.rayjob_name, "rendered empty, and neither cluster_names nor label_selector is set"
             )
 
-    def _targets(self, hook: KubeRayHook) -> tuple[str, list[str]]:
+    def _targets(self, hook: KubeRayHook, namespace: str) -> tuple[str, list[str]]:
         """(label selector, cluster names) to check."""
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
         names = list(self.cluster_names or [])
         selector = self.label_selector or ""
         if self.rayjob_name:
@@ -188,8 +205,8 @@ class RayClusterDeletedSensor(BaseSensorOperator):
                     names.append(cluster)
         return selector, sorted(set(names))
 
-    def leftovers(self, hook: KubeRayHook, selector: str, names: list[str]) -> list[str]:
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
+    def leftovers(self, hook: KubeRayHook, selector: str, names: list[str], namespace: str) -> list[str]:
+        """Every RayCluster and Ray pod of the targets that still exists in ``namespace``."""
         clusters = hook.list_objects(c.RAYCLUSTER_KIND, namespace, selector) if selector else []
         listed = {(o.get("metadata") or {}).get("name") for o in clusters}
         for name in names:
@@ -202,35 +219,43 @@ class RayClusterDeletedSensor(BaseSensorOperator):
             pods += hook.list_pods(namespace, f"{c.RAY_CLUSTER_LABEL}={name}")
         return leftovers(clusters, pods)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One check: True (with the summary as XCom) once nothing is left."""
         self._validate(rendered=True)
         hook = _hook(self.kubernetes_conn_id)
-        selector, names = self._targets(hook)
-        namespace = self.namespace or c.DEFAULT_NAMESPACE
-        if self.deferrable:
-            from kuberay_provider.triggers.rayjob import RayClusterDeletedTrigger
+        namespace = resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+        selector, names = self._targets(hook, namespace)
+        self._left = self.leftovers(hook, selector, names, namespace)
+        if not self._left:
+            self.log.info("Teardown confirmed in namespace %s: no RayCluster or Ray pod left (%s %s)",
+                          namespace, selector, names)
+            return PokeReturnValue(True, {"clusters_left": 0, "namespace": namespace, "checked": names,
+                                          "label_selector": selector})
+        self.log.info("Waiting for teardown; left: %s", "; ".join(self._left))
+        return False
 
-            self.defer(
-                trigger=RayClusterDeletedTrigger(namespace, self.kubernetes_conn_id, label_selector=selector, names=names,
-                                                 deadline=time.time() + self.timeout, poll_interval=self.poke_interval),
-                method_name="execute_complete",
-            )
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = self.leftovers(hook, selector, names)
-            if not left:
-                self.log.info("Teardown confirmed: no RayCluster or Ray pod left (%s %s)", selector, names)
-                return {"clusters_left": 0, "checked": names, "label_selector": selector}
-            if time.monotonic() >= deadline:
-                raise AirflowException(f"Ray clusters still exist after {self.timeout}s:\n  " + "\n  ".join(left))
-            self.log.info("Waiting for teardown; left: %s", "; ".join(left))
-            time.sleep(self.poke_interval)
+    def execute(self, context: Context) -> Any:
+        """Poke through ``BaseSensorOperator`` (any ``mode``), or defer when ``deferrable``."""
+        self._validate(rendered=True)
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except Exception as exc:
+                if type(exc).__name__ != "AirflowSensorTimeout" or not self._left:
+                    raise
+                raise type(exc)(f"Ray clusters still exist after {self.timeout}s:\n  " + "\n  ".join(self._left)) from exc
+        from kuberay_provider.triggers.rayjob import RayClusterDeletedTrigger
+
+        hook = _hook(self.kubernetes_conn_id)
+        namespace = resolve_namespace(self.namespace, self.kubernetes_conn_id, hook=hook)
+        selector, names = self._targets(hook, namespace)
+        self.defer(
+            trigger=RayClusterDeletedTrigger(namespace, self.kubernetes_conn_id, label_selector=selector, names=names,
+                                             deadline=time.time() + self.timeout, poll_interval=self.poke_interval),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") == "success":
-            return {"clusters_left": 0}
+            return {"clusters_left": 0, "namespace": event.get("namespace")}
         raise AirflowException(f"Ray clusters still exist after {self.timeout}s:\n  " + "\n  ".join(event.get("left") or []))
-
-    def poke(self, context: Context) -> bool:  # used only if someone calls the base loop
-        hook = _hook(self.kubernetes_conn_id)
-        return not self.leftovers(hook, *self._targets(hook))
