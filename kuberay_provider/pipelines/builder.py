@@ -364,7 +364,10 @@ def retraining_pipeline(
             )  # fmt: skip
             choose >> etl_tasks
         upstream >> train
-        train >> confirm.as_teardown(setups=train)
+        # A teardown runs once all its upstream tasks are done and at least one of its setups succeeded: with the
+        # staging tasks as setups too, the confirmation also runs (and fails loudly on leftovers) when training failed.
+        staging = [task for task in upstream if task not in etl_tasks]
+        train >> confirm.as_teardown(setups=[*staging, train])
     return group
 
 
