@@ -38,7 +38,7 @@ from kuberay_provider.compat import AirflowException, DecoratedOperator, airflow
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.hooks.pods import LogTail
 from kuberay_provider.operators.rayjob import RayJobOperator
-from kuberay_provider.params import as_int, is_templated
+from kuberay_provider.params import as_int, resolved_at_runtime
 
 if TYPE_CHECKING:
     from kuberay_provider.compat import Context
@@ -142,7 +142,7 @@ class RayJobDecoratedOperator(DecoratedOperator, RayJobOperator):
         super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs,
                          entrypoint=_PLACEHOLDER_ENTRYPOINT, **kwargs)
         mode = self.submission_mode
-        if not is_templated(mode) and mode not in (None, "K8sJobMode"):
+        if not resolved_at_runtime(mode) and mode not in (None, "K8sJobMode"):
             raise InvalidParameterError("submission_mode", mode, "must be K8sJobMode for @task.ray_job: the return "
                                         "value is read from the submitter pod's log")
 
