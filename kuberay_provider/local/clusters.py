@@ -9,10 +9,10 @@ import math
 import time
 from typing import Any
 
-from kuberay_provider.constants import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 from kuberay_provider.local import pods
 from kuberay_provider.local.apiserver import now_iso, random_suffix
 from kuberay_provider.local.kube import Kube, KubeError, owner_reference
+from kuberay_provider.local.names import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 from kuberay_provider.local.rayruntime import LocalRayCluster, RayRuntime
 
 JSON = dict[str, Any]

@@ -25,14 +25,12 @@ import yaml
 
 from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
-from kuberay_provider.naming import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN
+from kuberay_provider.naming import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, MAX_RAYCLUSTER_NAME_LENGTH
 from kuberay_provider.specs import building, crd_schema, pod_rules, secret_policy
 
 Problems = Iterator[tuple[str, str]]
 JSON = dict[str, Any]
-#: KubeRay's ``MaxRayClusterNameLength`` (63 minus the longest Service suffix); RayJobs leave 6 for ``-<5 chars>``.
-MAX_RAYCLUSTER_NAME_LENGTH = 53
-MAX_RAYJOB_NAME_LENGTH = MAX_RAYCLUSTER_NAME_LENGTH - 6
+MAX_RAYJOB_NAME_LENGTH = c.MAX_RAYJOB_NAME_LENGTH
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 #: KubeRay v1.7.0's default feature gates (``ray-operator/pkg/features``); only ``RayJobDeletionPolicy`` is on.
 FEATURE_GATES = {"RayJobDeletionPolicy": True, "RayClusterHistoryServer": False, "RayClusterNetworkPolicy": False,
