@@ -21,7 +21,7 @@ import yaml
 from kuberay_provider import constants as c
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.params import as_int
-from kuberay_provider.specs import pod_rules, secret_policy
+from kuberay_provider.specs import pod_rules
 
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 DEFAULT_SUBMISSION_MODE = "K8sJobMode"
@@ -334,7 +334,9 @@ def build_ray_cluster_spec(
 
 
 def runtime_env_yaml(runtime_env: Mapping[str, Any] | str | None, parameter: str = "runtime_env") -> str | None:
-    """Serialise a runtime_env mapping (or check a YAML/JSON string) into ``runtimeEnvYAML``."""
+    """Serialise a runtime_env mapping (or check a YAML/JSON string) into ``runtimeEnvYAML``.
+
+    Its ``env_vars`` are judged with the manifest (the secret policy), not here."""
     if runtime_env is None or runtime_env == {} or runtime_env == "":
         return None
     if isinstance(runtime_env, str):
@@ -344,15 +346,12 @@ def runtime_env_yaml(runtime_env: Mapping[str, Any] | str | None, parameter: str
             raise InvalidParameterError(parameter, runtime_env, f"is not valid YAML: {exc}") from None
         if not isinstance(parsed, dict):
             raise InvalidParameterError(parameter, runtime_env, "must be a mapping (KubeRay requires runtimeEnvYAML to be a map)")
-        if isinstance(parsed.get("env_vars"), Mapping):
-            secret_policy.reject_inline_secrets(parsed["env_vars"], f"{parameter}.env_vars")
         return runtime_env
     if not isinstance(runtime_env, Mapping):
         raise InvalidParameterError(parameter, runtime_env, "must be a mapping such as {'pip': ['xgboost']}")
     env_vars = runtime_env.get("env_vars") or {}
     if not isinstance(env_vars, Mapping):
         raise InvalidParameterError(f"{parameter}.env_vars", env_vars, "must be a mapping of names to values")
-    secret_policy.reject_inline_secrets(env_vars, f"{parameter}.env_vars")
     return yaml.safe_dump(dict(runtime_env), sort_keys=True)
 
 
