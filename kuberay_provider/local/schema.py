@@ -84,6 +84,37 @@ def prune(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
     return dropped
 
 
+def list_map_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """What JSON Schema does not express: duplicate keys in ``x-kubernetes-list-type: map`` lists (env by name,
+    ports, imagePullSecrets...: ``Duplicate value``) and integers outside their ``int32``/``int64`` format."""
+    errors: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in value:
+                errors += list_map_errors(sub, value[key], f"{path}.{key}".lstrip("."))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                errors += list_map_errors(extra, item, f"{path}[{key}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and schema.get("format") in ("int32", "int64"):
+        bits = 31 if schema["format"] == "int32" else 63
+        if not -(2**bits) <= value < 2**bits:
+            errors.append(f"{path}: Invalid value: {value}: must fit in {schema['format']}")
+    elif isinstance(value, list):
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        seen = set()
+        for i, item in enumerate(value):
+            if schema.get("x-kubernetes-list-type") == "map" and isinstance(item, dict):
+                ident = tuple(item.get(k) for k in keys)
+                if ident in seen:
+                    shown = ", ".join(f'"{k}":{v!r}' for k, v in zip(keys, ident, strict=True))
+                    errors.append(f"{path}[{i}]: Duplicate value: map[string]interface {{}}{{{shown}}}")
+                seen.add(ident)
+            if isinstance(schema.get("items"), dict):
+                errors += list_map_errors(schema["items"], item, f"{path}[{i}]")
+    return errors
+
+
 def _path(error: jsonschema.ValidationError) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
 
@@ -149,4 +180,4 @@ def admit(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None, v
         f"{_path(e) or '<root>'}: {e.message}"
         for e in sorted(_validator(plural, version).iter_errors(obj), key=lambda e: list(e.absolute_path))
     ]
-    return errors + _cel_errors(plural, obj, old)
+    return errors + list_map_errors(schema, obj) + _cel_errors(plural, obj, old)
