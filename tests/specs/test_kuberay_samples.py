@@ -73,3 +73,29 @@ def test_offline_samples_run_on_the_local_stack(name, local_stack, namespace):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(ns == namespace for ns, _ in local_stack.controller.running_clusters()):
             time.sleep(0.5)
+
+
+def test_samples_times_mutations_product_and_local_double_never_disagree():
+    """Every conformance mutation applied to every sample: whatever the local double (its own schema, pruning and
+    validation.go port) refuses, the product refuses too; and the product never accepts what the double refuses."""
+    from tests.specs.test_conformance import CASES, local_double, product_refuses
+
+    if not SAMPLE_FILES:
+        pytest.skip(SKIP_REASON)
+    disagreements, judged = [], 0
+    for name in SAMPLE_FILES:
+        base = specs.merge_required_fields(specs.load_manifest(sample(name)), name="sample-job", namespace="default",
+                                           labels={}, annotations={}, defaults={})
+        if not (base["spec"].get("rayClusterSpec") or {}).get("workerGroupSpecs"):
+            continue
+        for case_id, label, change in CASES:
+            manifest = copy.deepcopy(base)
+            try:
+                change(manifest)
+            except (KeyError, IndexError):
+                continue  # the mutation does not apply to this sample (e.g. no entrypoint to remove)
+            observed, refused = local_double(manifest), product_refuses(manifest)
+            judged += 1
+            if observed and not refused:
+                disagreements.append((name, case_id, label, sorted(observed)))
+    assert judged >= 1000 and disagreements == []
