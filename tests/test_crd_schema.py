@@ -27,7 +27,6 @@ from kuberay_provider.specs import crd_schema
 jsonschema = pytest.importorskip("jsonschema")
 
 SHARED = Path(os.environ.get("KUBERAY_SHARED") or Path(__file__).resolve().parents[1].parent / "shared" / "kuberay")
-VENDORED = Path(crd_schema.__file__).parent / "crds"
 IDENT = TaskInstanceIdentity("etl", "train", "scheduled__2026-11-22T00:00:00+00:00", map_index=3, try_number=1)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -56,11 +55,11 @@ def _structural_to_jsonschema(node: Any) -> Any:
 
 
 def _crd_text(filename: str) -> bytes:
-    """The upstream CRD from ../shared/kuberay, else the copy vendored in the product (byte-identical, see below)."""
+    """The upstream CRD from ../shared/kuberay, else the verbatim copy vendored with the local double."""
     path = SHARED / filename
     if path.is_file():
         return path.read_bytes()
-    with gzip.open(VENDORED / f"{filename}.gz") as fh:
+    with gzip.open(Path(crd_schema.__file__).parents[1] / "local" / "crds" / f"{filename}.gz") as fh:
         return fh.read()
 
 
@@ -238,18 +237,23 @@ def test_int_or_string_quantities_accept_both(rayjob_schema):
     assert _head_container(_operator(head={"cpu": 1.5}).build_manifest(IDENT))["resources"]["limits"]["cpu"] == "1.5"
 
 
-def test_vendored_crds_are_kuberay_v1_7_byte_for_byte():
-    """The product's and the local double's gzip copies match the sha256 in PROVENANCE.md (and ../shared if present)."""
-    expected = dict(re.findall(r"^([0-9a-f]{64})  (\S+)$", (VENDORED / "PROVENANCE.md").read_text(), re.M))
-    expected = {name: digest for digest, name in expected.items()}
-    assert set(expected) == {"ray.io_rayjobs.yaml", "ray.io_rayclusters.yaml"}
+def test_vendored_crds_are_kuberay_v1_7():
+    """The local double's gzip copies are byte-identical to v1.7.0 (sha256 in its PROVENANCE.md, and ../shared if
+    present); the product's JSON schemas are exactly their ``v1`` openAPIV3Schema."""
     local_dir = Path(crd_schema.__file__).parents[1] / "local" / "crds"
+    expected = {name: digest for digest, name in re.findall(
+        r"^([0-9a-f]{64})  (\S+)$", (local_dir / "PROVENANCE.md").read_text(), re.M)}
+    assert set(expected) == {"ray.io_rayjobs.yaml", "ray.io_rayclusters.yaml"}
     for name, digest in expected.items():
-        for directory in (VENDORED, local_dir):
-            with gzip.open(directory / f"{name}.gz") as fh:
-                assert hashlib.sha256(fh.read()).hexdigest() == digest, (directory, name)
+        with gzip.open(local_dir / f"{name}.gz") as fh:
+            text = fh.read()
+        assert hashlib.sha256(text).hexdigest() == digest, name
         if (SHARED / name).is_file():
-            assert hashlib.sha256((SHARED / name).read_bytes()).hexdigest() == digest
+            assert (SHARED / name).read_bytes() == text
+        crd = yaml.load(text, Loader=_Loader)
+        [v1] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+        kind = crd["spec"]["names"]["kind"]
+        assert crd_schema.openapi_schema(kind) == v1["schema"]["openAPIV3Schema"], name
 
 
 def test_judge_defaults_a_copy_like_the_api_server():
