@@ -636,3 +636,25 @@ def test_validate_rayjob_accepts(change):
 def test_validate_ray_cluster_spec_alone():
     specs.validate_ray_cluster_spec(cluster_spec(), "spec")
     raises(specs.validate_ray_cluster_spec, "spec", "x", "x", "spec")
+
+
+def test_env_and_secret_env_may_not_share_a_name():
+    raises(judged, "secret_env['DB_PASSWORD']", "DB_PASSWORD", [{"name": "cpu"}],
+           head={"env": {"DB_PASSWORD": "from-env"}}, secret_env={"DB_PASSWORD": "db:password"})
+
+
+def test_duplicate_image_pull_secrets_are_refused():
+    raises(judged, "image_pull_secrets[1]", ..., [{"name": "cpu"}], image_pull_secrets=["regcred", "regcred"])
+
+
+def test_secret_references_dns_subdomain_names_and_config_map_keys():
+    assert specs.parse_secret_env({"DB_PASSWORD": "db.creds-prod:pass_word.v1"}) == {
+        "DB_PASSWORD": ("db.creds-prod", "pass_word.v1")}
+    judged(secret_env={"DB_PASSWORD": "db.creds-prod:pass_word.v1"})
+    for ref in ("db:pass word", "Db_Creds:pw", "db:", ":pw", "db..x:pw"):
+        raises(specs.parse_secret_env, "secret_env['X']", ref, {"X": ref})
+
+
+def test_compact_integer_strings_render_like_jinja():
+    g = NodeGroup.parse({"replicas": "3", "min_replicas": "1", "max_replicas": "5", "gpus": "1"}, "w", worker=True)
+    assert (g.replicas, g.min_replicas, g.max_replicas, g.gpus) == (3, 1, 5, 1)
