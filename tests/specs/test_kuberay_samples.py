@@ -16,8 +16,10 @@ from kuberay_provider.operators.rayjob import RayJobOperator
 from tests.specs.conftest import SAMPLE_FILES, SKIP_REASON, sample, sample_ids
 
 IDENT = TaskInstanceIdentity("samples", "run", "manual__2026-12-01T00:00:00+00:00")
-# Samples whose entrypoint needs no network, mounted ConfigMap, TPU or sandbox image: run for real.
-OFFLINE = ["ray-job.deletion-rules.yaml", "ray-job.kueue-toy-sample.yaml"]
+# Samples whose entrypoint needs no network, mounted ConfigMap, TPU or sandbox image: run for real, with what
+# each must show (the Kueue toy job prints cluster resources for 10 minutes: it must be Running and printing).
+OFFLINE = {"ray-job.deletion-rules.yaml": ("Complete", "SUCCEEDED", "ray.cluster_resources()"),
+           "ray-job.kueue-toy-sample.yaml": ("Running", "RUNNING", "iter: 1, ray.cluster_resources()")}
 
 
 def merged(name: str, namespace: str = "default") -> dict:
@@ -48,26 +50,38 @@ def test_the_samples_exercise_what_was_refused_before():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", OFFLINE)
+@pytest.mark.parametrize("name", sorted(OFFLINE))
 def test_offline_samples_run_on_the_local_stack(name, local_stack, namespace):
     from kubernetes import client, config
 
     if not SAMPLE_FILES:
         pytest.skip(SKIP_REASON)
     api = config.new_client_from_config(config_file=str(local_stack.kubeconfig_path))
-    crd = client.CustomObjectsApi(api)
+    crd, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     manifest = merged(name, namespace)
     job = manifest["metadata"]["name"]
+    deployment, job_status, printed = OFFLINE[name]
     crd.create_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", manifest)
+
+    def driver_log() -> str:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}").items
+        if not pods:
+            return ""
+        return core.read_namespaced_pod_log(pods[-1].metadata.name, namespace, container="ray-job-submitter",
+                                            _preload_content=False).data.decode()
+
     try:
         deadline = time.monotonic() + 300
         status: dict = {}
         while time.monotonic() < deadline:
             status = crd.get_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job).get("status") or {}
-            if status.get("jobDeploymentStatus") in ("Complete", "Failed", "ValidationFailed"):
+            state = (status.get("jobDeploymentStatus"), status.get("jobStatus"))
+            if state[0] in ("Complete", "Failed", "ValidationFailed") or (state == (deployment, job_status)
+                                                                          and printed in driver_log()):
                 break
             time.sleep(1)
-        assert (status.get("jobDeploymentStatus"), status.get("jobStatus")) == ("Complete", "SUCCEEDED"), status
+        assert (status.get("jobDeploymentStatus"), status.get("jobStatus")) == (deployment, job_status), status
+        assert printed in driver_log()
     finally:
         crd.delete_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", job)
         deadline = time.monotonic() + 60
