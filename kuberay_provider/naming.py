@@ -129,20 +129,23 @@ def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-MAX_RAYCLUSTER_NAME_LENGTH = 63
+#: KubeRay's ``MaxRayClusterNameLength``: 63 minus the longest Service suffix KubeRay appends (``-serve-svc``).
+#: RayJob names leave room for the ``-<5 chars>`` of the cluster KubeRay creates: 53 - 6 = 47.
+MAX_RAYCLUSTER_NAME_LENGTH = 53
 _SELECTOR_SET = re.compile(r"^\s*(?P<key>[^\s!=()]+)\s+(?P<op>in|notin)\s+\((?P<values>[^()]*)\)\s*$")
 _SELECTOR_EQ = re.compile(r"^\s*(?P<key>[^\s!=()]+)\s*(?P<op>==|!=|=)\s*(?P<value>[^\s!=(),]*)\s*$")
 _SELECTOR_EXISTS = re.compile(r"^\s*(?P<neg>!?)\s*(?P<key>[^\s!=(),]+)\s*$")
 
 
 def validate_raycluster_name(name: str, parameter: str = "name") -> str:
-    """Raise unless ``name`` can name a RayCluster: a DNS-1035 label of at most 63 characters (KubeRay's rule;
-    the clusters KubeRay makes for RayJobs are ``<rayjob>-<5 chars>``, up to 53)."""
+    """Raise unless ``name`` can name a RayCluster: a DNS-1035 label of at most 53 characters (KubeRay's
+    ``ValidateRayClusterMetadata``; the clusters KubeRay makes for RayJobs are ``<rayjob>-<5 chars>``, up to 53)."""
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(parameter, name, "must be a non-empty string")
     if len(name) > MAX_RAYCLUSTER_NAME_LENGTH or not DNS_1035_LABEL.match(name):
         raise InvalidParameterError(
-            parameter, name, "must be a DNS-1035 label of at most 63 characters: lower-case letters, digits and '-', "
+            parameter, name, f"must be a DNS-1035 label of at most {MAX_RAYCLUSTER_NAME_LENGTH} characters (KubeRay's "
+            "limit): lower-case letters, digits and '-', "
             "starting with a letter"
         )
     return name

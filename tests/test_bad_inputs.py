@@ -209,7 +209,7 @@ def test_label_selector_rejects(selector: Any) -> None:
 
 
 @pytest.mark.parametrize(("validator", "value", "ok"), [
-    ("validate_raycluster_name", "a" * 47 + "-b4z9q", True), ("validate_raycluster_name", "a" * 63, True),
+    ("validate_raycluster_name", "a" * 47 + "-b4z9q", True), ("validate_raycluster_name", "a" * 54, False),
     ("validate_raycluster_name", "a" * 64, False), ("validate_raycluster_name", "1shared", False),
     ("validate_raycluster_name", "", False), ("validate_dns_subdomain", "ray.workers", True),
     ("validate_dns_subdomain", "Ray", False), ("validate_dns_subdomain", None, False),

@@ -9,6 +9,10 @@ would be dropped without an error, which is worse.
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,11 @@ import yaml
 from kuberay_provider import constants as c
 from kuberay_provider import specs
 from kuberay_provider.naming import TaskInstanceIdentity
+from kuberay_provider.specs import crd_schema
 
 jsonschema = pytest.importorskip("jsonschema")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "kuberay"
+SHARED = Path(os.environ.get("KUBERAY_SHARED") or Path(__file__).resolve().parents[1].parent / "shared" / "kuberay")
 IDENT = TaskInstanceIdentity("etl", "train", "scheduled__2026-11-22T00:00:00+00:00", map_index=3, try_number=1)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -49,12 +54,17 @@ def _structural_to_jsonschema(node: Any) -> Any:
     return out
 
 
-def _load_validator(filename: str):
+def _crd_text(filename: str) -> bytes:
+    """The upstream CRD from ../shared/kuberay, else the verbatim copy vendored with the local double."""
     path = SHARED / filename
-    if not path.is_file():
-        pytest.skip("../shared/kuberay (KubeRay v1.7 CRDs) not present: CRD schema check skipped")
-    with path.open("rb") as fh:
-        crd = yaml.load(fh, Loader=_Loader)  # a safe loader (C or pure Python)
+    if path.is_file():
+        return path.read_bytes()
+    with gzip.open(Path(crd_schema.__file__).parents[1] / "local" / "crds" / f"{filename}.gz") as fh:
+        return fh.read()
+
+
+def _load_validator(filename: str):
+    crd = yaml.load(_crd_text(filename), Loader=_Loader)  # a safe loader (C or pure Python)
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == c.RAY_VERSION]
     schema = _structural_to_jsonschema(version["schema"]["openAPIV3Schema"])
     # metadata is validated by the API server itself, not by the CRD schema.
@@ -133,7 +143,7 @@ SHAPES = {
     "minimal": lambda: _operator().build_manifest(IDENT),
     "gpus": lambda: _operator(
         head={"cpu": 4, "memory": "16Gi"},
-        worker_groups=[{"name": "gpu", "gpus": 2, "replicas": 2, "resources": {"TPU": 1},
+        worker_groups=[{"name": "gpu", "gpus": 2, "replicas": 2, "resources": {"google.com/tpu": 1},
                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                         "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
                         "image": "rayproject/ray:2.60.0-py311-gpu", "env": {"NCCL_DEBUG": "INFO"}}],
@@ -227,10 +237,57 @@ def test_int_or_string_quantities_accept_both(rayjob_schema):
     assert _head_container(_operator(head={"cpu": 1.5}).build_manifest(IDENT))["resources"]["limits"]["cpu"] == "1.5"
 
 
-def test_missing_shared_folder_skips_with_a_clear_reason(monkeypatch, tmp_path):
-    monkeypatch.setitem(globals(), "SHARED", tmp_path / "absent")
-    with pytest.raises(pytest.skip.Exception, match=r"\.\./shared/kuberay .* not present: CRD schema check skipped"):
-        _load_validator("ray.io_rayjobs.yaml")
+def test_vendored_crds_are_kuberay_v1_7():
+    """The local double's gzip copies are byte-identical to v1.7.0 (sha256 in its PROVENANCE.md, and ../shared if
+    present); the product's JSON schemas are exactly their ``v1`` openAPIV3Schema."""
+    local_dir = Path(crd_schema.__file__).parents[1] / "local" / "crds"
+    expected = {name: digest for digest, name in re.findall(
+        r"^([0-9a-f]{64})  (\S+)$", (local_dir / "PROVENANCE.md").read_text(), re.M)}
+    assert set(expected) == {"ray.io_rayjobs.yaml", "ray.io_rayclusters.yaml"}
+    for name, digest in expected.items():
+        with gzip.open(local_dir / f"{name}.gz") as fh:
+            text = fh.read()
+        assert hashlib.sha256(text).hexdigest() == digest, name
+        if (SHARED / name).is_file():
+            assert (SHARED / name).read_bytes() == text
+        crd = yaml.load(text, Loader=_Loader)
+        [v1] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+        kind = crd["spec"]["names"]["kind"]
+        assert crd_schema.openapi_schema(kind) == v1["schema"]["openAPIV3Schema"], name
+
+
+def test_judge_defaults_a_copy_like_the_api_server():
+    manifest = _minimal()
+    manifest["spec"].pop("submissionMode")
+    defaulted, problems = crd_schema.judge(manifest)
+    assert problems == []
+    assert defaulted["spec"]["submissionMode"] == "K8sJobMode" and "submissionMode" not in manifest["spec"]
+    worker = {"groupName": "w", "template": {"spec": {"containers": [{"name": "w", "image": "i"}]}}}
+    manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"] = [worker]
+    defaulted, _ = crd_schema.judge(manifest)
+    assert (defaulted["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["minReplicas"],
+            defaulted["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["maxReplicas"]) == (0, 2**31 - 1)
+
+
+@pytest.mark.parametrize(("change", "path", "words"), [
+    (lambda m: _head_container(m).update(imagePullPolcy="Always"),
+     "spec.rayClusterSpec.headGroupSpec.template.spec.containers[0].imagePullPolcy", "silently drop"),
+    (lambda m: m["spec"]["rayClusterSpec"]["headGroupSpec"]["template"].setdefault("metadata", {}).update(
+        generateName="x"), "spec.rayClusterSpec.headGroupSpec.template.metadata.generateName", "silently drop"),
+    (lambda m: m["spec"]["rayClusterSpec"].update(gcsFaultToleranceOptions={"backend": "etcd"}),
+     "spec.rayClusterSpec.gcsFaultToleranceOptions.backend", "must be one of"),
+    (lambda m: m["spec"].update(backoffLimit=2**31), "spec.backoffLimit", "int32"),
+    (lambda m: _head_container(m)["resources"]["limits"].update(cpu=1.5), None, "integer or a string"),
+    (lambda m: _head_container(m)["resources"]["limits"].update(cpu="1.5 cores"), None, "quantity"),
+    (lambda m: m["spec"].update(entrypointNumCpus="1"), "spec.entrypointNumCpus", "a number"),
+    (lambda m: m["spec"]["rayClusterSpec"].update(autoscalerOptions={"upscalingMode": "Fast"}), None, "one of"),
+])
+def test_judge_refuses_what_the_api_server_refuses_or_prunes(change, path, words):
+    manifest = _minimal()
+    change(manifest)
+    _, problems = crd_schema.judge(manifest)
+    assert problems, manifest
+    assert any(words in rule and (path is None or where == path) for where, rule in problems), problems
 
 
 def test_every_manifest_the_provider_accepts_passes_the_crd_schema(rayjob_schema):

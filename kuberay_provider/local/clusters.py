@@ -9,11 +9,11 @@ import math
 import time
 from typing import Any
 
-from kuberay_provider.constants import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 from kuberay_provider.local import pods
 from kuberay_provider.local.apiserver import now_iso, random_suffix
 from kuberay_provider.local.kube import Kube, KubeError, owner_reference
-from kuberay_provider.local.rayruntime import LocalRayCluster, RayRuntime
+from kuberay_provider.local.names import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
+from kuberay_provider.local.rayruntime import LocalRayCluster, RayRuntime, ray_start_flags
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -133,13 +133,15 @@ class RayClusterReconciler:
         elif simulate == "unschedulable":
             head_status = pods.unschedulable(head_pod)
         elif cluster is None:
-            workers, worker_images = [], []
+            workers, worker_images, worker_flags = [], [], []
             for group in spec.get("workerGroupSpecs") or []:
                 cpus = container_cpus(group.get("template") or {}, group.get("rayStartParams"))
                 workers += [cpus] * worker_replicas(group)
                 worker_images += [ray_image(group.get("template") or {})] * worker_replicas(group)
+                worker_flags += [ray_start_flags(group.get("rayStartParams"), group.get("template"))] * worker_replicas(group)
             head_cpus = container_cpus(head_spec.get("template") or {}, head_spec.get("rayStartParams"))
-            cluster = self.runtime.reserve(key, head_cpus, workers, meta["uid"])
+            cluster = self.runtime.reserve(key, head_cpus, workers, meta["uid"], head_flags=ray_start_flags(
+                head_spec.get("rayStartParams"), head_spec.get("template")), worker_flags=worker_flags)
             if cluster is None:
                 head_status = pods.unschedulable(head_pod)
             else:

@@ -13,7 +13,10 @@ import logging
 import shlex
 from typing import Any
 
-from kuberay_provider.constants import (
+from kuberay_provider.local import jobapi
+from kuberay_provider.local.apiserver import now_iso, random_suffix
+from kuberay_provider.local.kube import Kube, KubeError, owner_reference
+from kuberay_provider.local.names import (
     ORIGINATED_FROM_CRD_LABEL,
     ORIGINATED_FROM_NAME_LABEL,
     RAY_CLUSTER_LABEL,
@@ -21,9 +24,6 @@ from kuberay_provider.constants import (
     RAYJOB_FINALIZER,
     SUBMITTER_CONTAINER,
 )
-from kuberay_provider.local import jobapi
-from kuberay_provider.local.apiserver import now_iso, random_suffix
-from kuberay_provider.local.kube import Kube, KubeError, owner_reference
 from kuberay_provider.local.rayruntime import RayRuntime
 from kuberay_provider.local.validation import validate_rayjob
 

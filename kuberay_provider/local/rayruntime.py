@@ -8,6 +8,7 @@ All methods are blocking; the controller calls them from worker threads.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -29,6 +30,28 @@ from kuberay_provider.local.net import free_port
 
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
 RAY_BIN = Path(sys.executable).parent / "ray"
+#: The ``rayStartParams`` that size a node, beyond ``num-cpus`` (KubeRay passes each as ``--<key>=<value>``).
+SIZING_PARAMS = ("num-gpus", "memory", "resources")
+
+
+def ray_start_flags(ray_start_params: dict | None, pod_template: dict | None = None) -> list[str]:
+    """``ray start`` flags for a node's ``num-gpus``/``memory``/``resources``, as KubeRay builds them: from
+    ``rayStartParams`` (``resources`` is JSON, possibly shell-quoted as KubeRay's samples write it), else
+    ``--num-gpus`` from the Ray container's ``nvidia.com/gpu`` limit."""
+    params = dict(ray_start_params or {})
+    if "num-gpus" not in params:
+        containers = ((pod_template or {}).get("spec") or {}).get("containers") or [{}]
+        gpus = ((containers[0].get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu")
+        if gpus not in (None, "", "0", 0):
+            params["num-gpus"] = gpus
+    flags = []
+    for key in SIZING_PARAMS:
+        value = str(params.get(key, "")).strip()
+        if key == "resources" and value.startswith('"') and value.endswith('"'):
+            value = json.loads(value)  # '"{\"TPU\": 4}"' (quoted for KubeRay's shell command) → '{"TPU": 4}'
+        if value:
+            flags.append(f"--{key}={value}")
+    return flags
 
 
 def ephemeral_port_range() -> tuple[int, int]:
@@ -94,6 +117,9 @@ class LocalRayCluster:
     # this random token (RAY_AUTH_MODE=token): nobody else on the network can use it.
     auth_token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Extra `ray start` flags (see ray_start_flags) of the head and of each worker node.
+    head_flags: list[str] = field(default_factory=list)
+    worker_flags: list[list[str]] = field(default_factory=list)
     started_at: float = 0.0
     ready_at: float | None = None
     stopped: bool = False
@@ -203,7 +229,8 @@ class RayRuntime:
             return self.clusters.get(key)
 
     def reserve(
-        self, key: tuple[str, str], head_cpus: int, worker_cpus: list[int], owner_uid: str
+        self, key: tuple[str, str], head_cpus: int, worker_cpus: list[int], owner_uid: str,
+        head_flags: list[str] | None = None, worker_flags: list[list[str]] | None = None,
     ) -> LocalRayCluster | None:
         """Claim a slot for a cluster (returns ``None`` when full). Call :meth:`start` next."""
         with self._lock:
@@ -219,7 +246,8 @@ class RayRuntime:
                 # Fold the logical CPUs of replicas beyond the cap into the nodes that do start.
                 extra = sum(worker_cpus[len(nodes):])
                 nodes = [nodes[0] + extra, *nodes[1:]]
-            cluster = LocalRayCluster(key, head_cpus, nodes, owner_uid, temp_dir, log_dir)
+            cluster = LocalRayCluster(key, head_cpus, nodes, owner_uid, temp_dir, log_dir,
+                                      head_flags=list(head_flags or []), worker_flags=list(worker_flags or []))
             self.clusters[key] = cluster
             return cluster
 
@@ -246,7 +274,8 @@ class RayRuntime:
         head = [str(RAY_BIN), "start", "--head", *common, f"--port={cluster.gcs_port}",
                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={cluster.dashboard_port}",
                 f"--ray-client-server-port={cluster.client_port}", f"--num-cpus={cluster.num_cpus}",
-                f"--min-worker-port={base_port}", f"--max-worker-port={base_port + 99}", *_node_ports()]
+                f"--min-worker-port={base_port}", f"--max-worker-port={base_port + 99}", *_node_ports(),
+                *cluster.head_flags]
         site_dir = self.site_dir()
         home = cluster.temp_dir / "home"  # an empty working directory, like the image's home
         home.mkdir(exist_ok=True)
@@ -257,7 +286,8 @@ class RayRuntime:
         for index, cpus in enumerate(cluster.worker_cpus):
             worker = [str(RAY_BIN), "start", f"--address=127.0.0.1:{cluster.gcs_port}", *common,
                       f"--num-cpus={cpus}", f"--min-worker-port={base_port + 100}",
-                      f"--max-worker-port={base_port + 199}", *_node_ports()]
+                      f"--max-worker-port={base_port + 199}", *_node_ports(),
+                      *(cluster.worker_flags[index] if index < len(cluster.worker_flags) else [])]
             image = cluster.worker_images[index] if index < len(cluster.worker_images) else cluster.image
             worker_env = images.node_env(image, env, site_dir, [cluster.temp_dir])
             cluster.processes.append(self._spawn(worker, worker_env, cluster.log_dir / f"worker-{index}.log", home))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kuberay_provider.constants import RAY_GROUP, RAYCLUSTER_KIND, RAYCLUSTER_PLURAL, RAYJOB_KIND, RAYJOB_PLURAL
+from kuberay_provider.local.names import RAY_GROUP, RAYCLUSTER_KIND, RAYCLUSTER_PLURAL, RAYJOB_KIND, RAYJOB_PLURAL
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 

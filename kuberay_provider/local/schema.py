@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from kuberay_provider.constants import RAYCLUSTER_PLURAL, RAYJOB_PLURAL
+from kuberay_provider.local.names import RAYCLUSTER_PLURAL, RAYJOB_PLURAL
 
 CRD_DIR = Path(__file__).parent / "crds"
 CRD_FILES = {RAYJOB_PLURAL: "ray.io_rayjobs.yaml.gz", RAYCLUSTER_PLURAL: "ray.io_rayclusters.yaml.gz"}
@@ -59,6 +59,60 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> None:
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for item in value:
             apply_defaults(schema["items"], item)
+
+
+def prune(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Drop, in place, every field the structural schema does not declare (as the API server does, silently);
+    return the paths dropped. Nulls of fields without ``nullable`` are dropped too."""
+    dropped: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields")
+        for key in list(value):
+            sub = (props or {}).get(key) if props is not None else (extra if isinstance(extra, dict) else None)
+            if value[key] is None and not (sub or {}).get("nullable"):
+                del value[key]
+            elif sub is None and not preserve and not (props is None and extra is True):
+                dropped.append(f"{path}.{key}".lstrip("."))
+                del value[key]
+            elif sub is not None:
+                dropped += prune(sub, value[key], f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            dropped += prune(schema["items"], item, f"{path}[{i}]")
+    return dropped
+
+
+def list_map_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """What JSON Schema does not express: duplicate keys in ``x-kubernetes-list-type: map`` lists (env by name,
+    ports, imagePullSecrets...: ``Duplicate value``) and integers outside their ``int32``/``int64`` format."""
+    errors: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in value:
+                errors += list_map_errors(sub, value[key], f"{path}.{key}".lstrip("."))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                errors += list_map_errors(extra, item, f"{path}[{key}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and schema.get("format") in ("int32", "int64"):
+        bits = 31 if schema["format"] == "int32" else 63
+        if not -(2**bits) <= value < 2**bits:
+            errors.append(f"{path}: Invalid value: {value}: must fit in {schema['format']}")
+    elif isinstance(value, list):
+        keys = schema.get("x-kubernetes-list-map-keys") or []
+        seen = set()
+        for i, item in enumerate(value):
+            if schema.get("x-kubernetes-list-type") == "map" and isinstance(item, dict):
+                ident = tuple(item.get(k) for k in keys)
+                if ident in seen:
+                    shown = ", ".join(f'"{k}":{v!r}' for k, v in zip(keys, ident, strict=True))
+                    errors.append(f"{path}[{i}]: Duplicate value: map[string]interface {{}}{{{shown}}}")
+                seen.add(ident)
+            if isinstance(schema.get("items"), dict):
+                errors += list_map_errors(schema["items"], item, f"{path}[{i}]")
+    return errors
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -113,14 +167,17 @@ def _cel_errors(plural: str, obj: dict[str, Any], old: dict[str, Any] | None) ->
 
 
 def admit(plural: str, obj: dict[str, Any], old: dict[str, Any] | None = None, version: str = "v1") -> list[str]:
-    """Default ``obj`` in place and return the list of validation errors (empty when admitted).
+    """Prune unknown ``spec`` fields and default ``obj`` in place, and return the validation errors (empty when
+    admitted), like the API server's decoding, defaulting and validation of a custom resource.
 
     ``old`` is the stored object on updates (for the immutability rules).
     """
     schema = openapi_schema(plural, version)
+    if isinstance(obj.get("spec"), dict):
+        prune(schema["properties"]["spec"], obj["spec"], "spec")
     apply_defaults(schema, obj)
     errors = [
         f"{_path(e) or '<root>'}: {e.message}"
         for e in sorted(_validator(plural, version).iter_errors(obj), key=lambda e: list(e.absolute_path))
     ]
-    return errors + _cel_errors(plural, obj, old)
+    return errors + list_map_errors(schema, obj) + _cel_errors(plural, obj, old)

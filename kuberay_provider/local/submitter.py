@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kuberay_provider.constants import JOB_NAME_LABEL, SUBMITTER_CONTAINER
 from kuberay_provider.local import jobapi, pods
 from kuberay_provider.local.apiserver import now_iso, random_suffix
 from kuberay_provider.local.clusters import SIMULATE_ANNOTATION
 from kuberay_provider.local.kube import Kube, KubeError, owner_reference
+from kuberay_provider.local.names import JOB_NAME_LABEL, SUBMITTER_CONTAINER
 from kuberay_provider.local.rayruntime import RayRuntime
 
 JSON = dict[str, Any]

@@ -309,3 +309,51 @@ def test_standalone_raycluster(crd, core, namespace, local_stack) -> None:
     crd.delete_namespaced_custom_object(GROUP, VERSION, namespace, "rayclusters", "solo")
     wait_for(lambda: (namespace, "solo") not in local_stack.controller.running_clusters(), 30)
     wait_for(lambda: not core.list_namespaced_pod(namespace).items, 30)
+
+
+# ------------------------------------------------------------------- the local double as KubeRay's oracle (issue 9)
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (lambda s: s["rayClusterSpec"]["headGroupSpec"]["rayStartParams"].update(labels="a=b"), "rayStartParams['labels']"),
+    (lambda s: s["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0].update(
+        env=[{"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}]), "RAY_REDIS_ADDRESS"),
+    (lambda s: s.update(shutdownAfterJobFinishes=False, deletionStrategy={"deletionRules": [
+        {"policy": "DeleteSelf", "condition": {"jobStatus": "FAILED", "ttlSeconds": 10}},
+        {"policy": "DeleteCluster", "condition": {"jobStatus": "FAILED", "ttlSeconds": 60}}]}),
+     "DeleteSelf TTL (10) must be >= DeleteCluster TTL (60)"),
+])
+def test_more_of_validation_go_marks_validation_failed(crd, core, namespace, change, fragment) -> None:
+    body = rayjob("invalid-more")
+    change(body["spec"])
+    rec = create(crd, core, namespace, body)
+    status = rec.wait_state(("ValidationFailed",), 15)
+    assert fragment in status["message"], status["message"]
+    rec.stop()
+
+
+def test_api_server_prunes_unknown_fields_like_kubernetes(crd, namespace) -> None:
+    """A misspelt toleration key is dropped silently, leaving {operator: Exists}: what the product refuses."""
+    body = rayjob("pruned", annotations={SIMULATE: "unschedulable"})
+    body["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["tolerations"] = [
+        {"keyy": "gpu", "operator": "Exists"}]
+    body["spec"]["shutdownAfterJobFinish"] = True
+    created = crd.create_namespaced_custom_object(GROUP, VERSION, namespace, "rayjobs", body)
+    assert created["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["tolerations"] == [
+        {"operator": "Exists"}]
+    assert "shutdownAfterJobFinish" not in created["spec"]
+
+
+@pytest.mark.slow
+def test_ray_start_params_size_the_local_head(crd, core, namespace) -> None:
+    """rayStartParams num-gpus/resources reach `ray start`: a driver asking for a GPU and a custom resource runs."""
+    body = rayjob("gpus", "python -c \"import ray; ray.init(); r = ray.cluster_resources(); "
+                          "print('GPU', r.get('GPU'), 'TPU', r.get('TPU'))\"",
+                  shutdownAfterJobFinishes=True, entrypointNumGpus=1, entrypointResources='{"TPU": 1}')
+    body["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"] = {
+        "num-cpus": "1", "num-gpus": "2", "resources": '"{\\"TPU\\": 4}"'}
+    rec = create(crd, core, namespace, body)
+    final = rec.wait_state(("Complete", "Failed"), RAY_TIMEOUT)
+    assert (final["jobDeploymentStatus"], final["jobStatus"]) == ("Complete", "SUCCEEDED"), final
+    assert "GPU 2.0 TPU 4.0" in submitter_log(core, namespace, "gpus")
+    rec.stop()

@@ -70,16 +70,19 @@ def test_manifest_carries_secret_env_only_as_secret_key_refs():
 
 LITERAL = [
     ("head-env-password", {"head": {"env": {"DB_PASSWORD": "hunter2hunter2"}}}, "head.env['DB_PASSWORD']"),
-    ("head-env-lower-token", {"head": {"env": {"github_token": "ghp_x"}}}, "head.env['github_token']"),
-    ("worker-env-aws-secret", {"worker_groups": [{"env": {"AWS_SECRET_ACCESS_KEY": "abc"}}]},
+    ("head-env-lower-token", {"head": {"env": {"github_token": "ghp_" + "x" * 36}}}, "head.env['github_token']"),
+    ("worker-env-aws-secret", {"worker_groups": [{"env": {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYz"}}]},
      "worker_groups[0].env['AWS_SECRET_ACCESS_KEY']"),
-    ("worker-env-api-key", {"worker_groups": [{"name": "a"}, {"name": "b", "env": {"OPENAI_API_KEY": "sk"}}]},
-     "worker_groups[1].env['OPENAI_API_KEY']"),
-    ("head-env-credentials", {"head": {"env": {"GOOGLE_APPLICATION_CREDENTIALS_JSON": "{}"}}},
+    ("worker-env-api-key", {"worker_groups": [{"name": "a"}, {"name": "b", "env": {
+        "OPENAI_API_KEY": "sk-proj-" + "a1B2" * 8}}]}, "worker_groups[1].env['OPENAI_API_KEY']"),
+    ("head-env-credentials", {"head": {"env": {"GOOGLE_APPLICATION_CREDENTIALS_JSON": '{"private_key": "-----BEGIN '
+                                                                                     'PRIVATE KEY-----\\nMIIE"}'}}},
      "head.env['GOOGLE_APPLICATION_CREDENTIALS_JSON']"),
-    ("runtime-env-token", {"runtime_env": {"env_vars": {"WANDB_API_KEY": "k"}}}, "runtime_env.env_vars['WANDB_API_KEY']"),
-    ("runtime-env-yaml-secret", {"runtime_env": "env_vars:\n  CLIENT_SECRET: s\n"}, "runtime_env.env_vars['CLIENT_SECRET']"),
-    ("runtime-env-private-key", {"runtime_env": {"env_vars": {"SSH_PRIVATE_KEY": "k"}}},
+    ("runtime-env-token", {"runtime_env": {"env_vars": {"WANDB_API_KEY": "0123456789abcdef" * 2}}},
+     "runtime_env.env_vars['WANDB_API_KEY']"),
+    ("runtime-env-yaml-secret", {"runtime_env": "env_vars:\n  CLIENT_SECRET: 9sd8f7g6h5j4k3\n"},
+     "runtime_env.env_vars['CLIENT_SECRET']"),
+    ("runtime-env-private-key", {"runtime_env": {"env_vars": {"SSH_PRIVATE_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----"}}},
      "runtime_env.env_vars['SSH_PRIVATE_KEY']"),
 ]
 
@@ -89,9 +92,9 @@ def test_literal_credentials_are_refused_at_construction_naming_the_parameter(kw
     with pytest.raises(InvalidParameterError) as err:
         RayJobOperator(task_id="train", entrypoint="python train.py", **kwargs)
     assert err.value.parameter == parameter
-    assert str(err.value).startswith(f"Invalid {parameter}='***'")  # the value itself is not echoed
+    assert str(err.value).startswith(f"Invalid {parameter}='<hidden>'")  # the value itself is not echoed
     assert "secret_env" in str(err.value)
-    for value in ("hunter2hunter2", "ghp_x", "sk'"):
+    for value in ("hunter2", "ghp_x", "sk-proj", "wJalr", "0123456789abcdef", "9sd8f7", "BEGIN"):
         assert value not in str(err.value)
 
 

@@ -1,0 +1,473 @@
+"""Compact operator parameters → KubeRay v1.7 manifests (pure: dicts in, dicts out, no I/O).
+
+The builder only *parses* what it needs to build (mapping shapes, integers, quantities as strings, the
+``secret-name:key`` form); whether the result is valid is decided by judging the manifest
+(:mod:`kuberay_provider.specs.kuberay_rules`). Every built object remembers which compact parameter produced
+which manifest path (:func:`origins_of`), so a problem is reported under the name the user wrote
+(``head.annotations['a b']``, ``secret_env['X']``, ``tolerations[0].key``) rather than a manifest path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from kuberay_provider import constants as c
+from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.params import as_int
+from kuberay_provider.specs import pod_rules
+
+SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
+DEFAULT_SUBMISSION_MODE = "K8sJobMode"
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 60
+DEFAULT_PRE_RUNNING_DEADLINE_SECONDS = 900
+DEFAULT_BACKOFF_LIMIT = 0
+INT32_MAX = 2**31 - 1
+#: A Ray submission id that survives being a shell argument and a URL path segment.
+SUBMISSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_NODE_GROUP_KEYS = frozenset(
+    {"name", "cpu", "memory", "gpus", "resources", "replicas", "min_replicas", "max_replicas", "image",
+     "ray_start_params", "node_selector", "tolerations", "labels", "annotations", "env"}
+)
+#: One origin: (manifest path prefix, compact parameter, collapse). ``collapse`` reports any path under the
+#: prefix as the parameter itself (an env entry is ``secret_env['X']`` whatever part of it is wrong).
+Origin = tuple[str, str, bool]
+_ORIGINS: OrderedDict[int, tuple[Any, list[Origin]]] = OrderedDict()
+_ORIGINS_KEPT = 64
+
+
+def remember_origins(obj: Any, origins: list[Origin]) -> None:
+    """Record which compact parameters produced ``obj`` (the last few built objects are kept)."""
+    _ORIGINS[id(obj)] = (obj, origins)
+    _ORIGINS.move_to_end(id(obj))
+    while len(_ORIGINS) > _ORIGINS_KEPT:
+        _ORIGINS.popitem(last=False)
+
+
+def origins_of(obj: Any) -> list[Origin]:
+    """The origins recorded for this very object by the builder (empty for anything else, e.g. a user manifest)."""
+    entry = _ORIGINS.get(id(obj))
+    return entry[1] if entry is not None and entry[0] is obj else []
+
+
+def to_parameter(path: str, origins: Sequence[Origin]) -> str:
+    """Translate a manifest ``path`` to the compact parameter that produced it (longest recorded prefix)."""
+    best: Origin | None = None
+    for origin in origins:
+        prefix = origin[0]
+        if (path == prefix or path.startswith((prefix + ".", prefix + "["))) and (best is None or len(prefix) > len(best[0])):
+            best = origin
+    if best is None:
+        return path
+    return best[1] if best[2] else best[1] + path[len(best[0]):]
+
+
+def validate_quantity(value: Any, parameter: str) -> str:
+    """Return ``value`` as a Kubernetes quantity string (≥ 0), or raise naming the parameter."""
+    number = pod_rules.parse_quantity(str(value).strip()) if isinstance(value, (str, int, float)) and not isinstance(
+        value, bool) else None
+    if number is None or number < 0:
+        raise InvalidParameterError(parameter, value, "must be a Kubernetes quantity such as '2', '500m' or '4Gi'")
+    return str(value).strip()
+
+
+def _mapping(raw: Any, parameter: str) -> dict[str, Any]:
+    value = raw or {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidParameterError(parameter, value, "must be a mapping with string keys")
+    return dict(value)
+
+
+def _tolerations(tolerations: Any, parameter: str) -> list[dict[str, Any]]:
+    """A list of toleration mappings (a single string or mapping is refused rather than misread)."""
+    if tolerations is None:
+        return []
+    if not isinstance(tolerations, Sequence) or isinstance(tolerations, str) or not all(
+        isinstance(t, Mapping) for t in tolerations
+    ):
+        raise InvalidParameterError(parameter, tolerations, "must be a list of toleration mappings")
+    return [dict(t) for t in tolerations]
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Compact description of the head or one worker group."""
+
+    name: str = "headgroup"
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpus: int = 0
+    resources: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    image: str | None = None
+    ray_start_params: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    parameter: str = field(default="head", compare=False)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | NodeGroup | None, parameter: str, *, worker: bool) -> NodeGroup:
+        """Parse a dict such as ``{"cpu": 2, "memory": "4Gi", "replicas": "2"}`` (integers may be strings)."""
+        if isinstance(raw, NodeGroup):
+            raw = {k: getattr(raw, k) for k in _NODE_GROUP_KEYS}
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise InvalidParameterError(parameter, raw, "must be a mapping such as {'cpu': 2, 'memory': '4Gi'}")
+        unknown = sorted(set(raw) - _NODE_GROUP_KEYS)
+        if unknown:
+            raise InvalidParameterError(
+                f"{parameter}.{unknown[0]}", raw[unknown[0]], f"is not a known key; use one of {sorted(_NODE_GROUP_KEYS)}"
+            )
+        name = raw.get("name", "workers" if worker else "headgroup")
+        if worker and (not isinstance(name, str) or not name):
+            raise InvalidParameterError(f"{parameter}.name", name, "must be a non-empty group name")
+        gpus = as_int(raw.get("gpus", 0), f"{parameter}.gpus", minimum=0, maximum=INT32_MAX)
+        resources = raw.get("resources") or {}
+        if not isinstance(resources, Mapping):
+            raise InvalidParameterError(f"{parameter}.resources", resources, "must be a mapping of resource name to quantity")
+        replicas = min_r = max_r = 0
+        if worker:
+            bounds = {k: as_int(raw.get(k), f"{parameter}.{k}", minimum=0, maximum=INT32_MAX, allow_none=True)
+                      for k in ("replicas", "min_replicas", "max_replicas")}
+            # Without an explicit replica count start at the autoscaling floor (1 if no bounds are given).
+            default_replicas = 1
+            if bounds["min_replicas"] is not None:
+                default_replicas = bounds["min_replicas"]
+            elif bounds["max_replicas"] is not None:
+                default_replicas = min(1, bounds["max_replicas"])
+            replicas = default_replicas if bounds["replicas"] is None else bounds["replicas"]
+            min_r = replicas if bounds["min_replicas"] is None else bounds["min_replicas"]
+            max_r = max(replicas, min_r) if bounds["max_replicas"] is None else bounds["max_replicas"]
+        mappings = {k: _mapping(raw.get(k), f"{parameter}.{k}")
+                    for k in ("ray_start_params", "node_selector", "labels", "annotations", "env")}
+        return cls(
+            name=name,
+            cpu=validate_quantity(raw.get("cpu", "1"), f"{parameter}.cpu"),
+            memory=validate_quantity(raw.get("memory", "2Gi"), f"{parameter}.memory"),
+            gpus=gpus or 0,
+            resources={k: validate_quantity(v, f"{parameter}.resources[{k!r}]") for k, v in resources.items()},
+            replicas=replicas or 0,
+            min_replicas=min_r if worker else None,
+            max_replicas=max_r if worker else None,
+            image=raw.get("image"),
+            ray_start_params={k: str(v) for k, v in mappings["ray_start_params"].items()},
+            node_selector=mappings["node_selector"],
+            tolerations=_tolerations(raw.get("tolerations") or (), f"{parameter}.tolerations"),
+            labels=mappings["labels"],
+            annotations=mappings["annotations"],
+            env={k: v if isinstance(v, str) else str(v) for k, v in mappings["env"].items()},
+            parameter=parameter,
+        )
+
+    def resource_requirements(self) -> dict[str, dict[str, str]]:
+        """Requests equal limits for CPU and memory (what Ray recommends); GPUs and extras likewise."""
+        requests = {"cpu": self.cpu, "memory": self.memory}
+        limits = dict(requests)
+        if self.gpus:
+            limits["nvidia.com/gpu"] = str(self.gpus)
+            requests["nvidia.com/gpu"] = str(self.gpus)
+        for key, value in self.resources.items():
+            limits[key] = value
+            requests[key] = value
+        return {"requests": requests, "limits": limits}
+
+
+def parse_secret_env(secret_env: Mapping[str, Any] | None, parameter: str = "secret_env") -> dict[str, tuple[str, str]]:
+    """``{"ENV": "secret-name:key"}`` (or ``{"ENV": {"secret": ..., "key": ...}}``) → ``{"ENV": (secret, key)}``.
+
+    Secret names are DNS-1123 subdomains (dots allowed); keys are ``[-._a-zA-Z0-9]+``.
+    """
+    if not secret_env:
+        return {}
+    if not isinstance(secret_env, Mapping):
+        raise InvalidParameterError(parameter, secret_env, "must map environment variable names to 'secret-name:key'")
+    parsed: dict[str, tuple[str, str]] = {}
+    for env_name, ref in secret_env.items():
+        if isinstance(ref, Mapping):
+            secret, key = ref.get("secret"), ref.get("key")
+        elif isinstance(ref, str) and ref.count(":") == 1:
+            secret, key = ref.split(":")
+        else:
+            secret = key = None
+        if not isinstance(env_name, str) or not pod_rules.ENV_NAME.match(env_name):
+            raise InvalidParameterError(
+                f"{parameter}[{env_name!r}]", env_name, "must be an environment variable name: letters, digits, '_', "
+                "'-', '.', not starting with a digit")
+        problems = list(pod_rules.validate_secret_ref(secret, key, "ref"))
+        if problems:
+            raise InvalidParameterError(
+                f"{parameter}[{env_name!r}]", ref, f"must be 'secret-name:key' naming a Kubernetes Secret and one of its "
+                f"keys: the {problems[0][0][4:]} {problems[0][1]}")
+        parsed[env_name] = (secret, key)
+    return parsed
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """Pod-level settings shared by all groups."""
+
+    image: str
+    service_account: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    image_pull_secrets: Sequence[str] = ()
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node_selector, Mapping):
+            raise InvalidParameterError("node_selector", self.node_selector, "must be a mapping of label names to values")
+        _tolerations(self.tolerations, "tolerations")
+        if isinstance(self.image_pull_secrets, str) or not isinstance(self.image_pull_secrets, Sequence):
+            raise InvalidParameterError("image_pull_secrets", self.image_pull_secrets, "must be a list of Secret names")
+
+
+def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports: list[dict], base: str,
+                  origins: list[Origin]) -> dict:
+    gp = group.parameter
+    container_path = f"{base}.spec.containers[0]"
+    container: dict[str, Any] = {
+        "name": container_name,
+        "image": group.image or pod.image,
+        "resources": group.resource_requirements(),
+    }
+    origins.append((f"{container_path}.image", f"{gp}.image" if group.image else "image", True))
+    for kind in ("limits", "requests"):
+        for res in container["resources"][kind]:
+            what = {"cpu": f"{gp}.cpu", "memory": f"{gp}.memory"}.get(res) or (
+                f"{gp}.gpus" if res == "nvidia.com/gpu" and group.gpus else f"{gp}.resources[{res!r}]")
+            origins.append((f"{container_path}.resources.{kind}[{res!r}]", what, True))
+    if ports:
+        container["ports"] = ports
+    env = [{"name": k, "value": v} for k, v in group.env.items()]
+    env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for k, (secret, key) in pod.secret_env.items()]
+    names = [*(f"{gp}.env[{k!r}]" for k in group.env), *(f"secret_env[{k!r}]" for k in pod.secret_env)]
+    origins += [(f"{container_path}.env[{i}]", name, True) for i, name in enumerate(names)]
+    if env:
+        container["env"] = env
+    spec: dict[str, Any] = {"containers": [container]}
+    if pod.service_account:
+        spec["serviceAccountName"] = pod.service_account
+        origins.append((f"{base}.spec.serviceAccountName", "service_account", True))
+    node_selector = {**pod.node_selector, **group.node_selector}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+        origins += [(f"{base}.spec.nodeSelector[{k!r}]",
+                     f"{gp}.node_selector[{k!r}]" if k in group.node_selector else f"node_selector[{k!r}]", True)
+                    for k in node_selector]
+    tolerations = [*pod.tolerations, *group.tolerations]
+    if tolerations:
+        spec["tolerations"] = [dict(t) for t in tolerations]
+        origins += [(f"{base}.spec.tolerations[{i}]", f"tolerations[{i}]", False) for i in range(len(pod.tolerations))]
+        origins += [(f"{base}.spec.tolerations[{len(pod.tolerations) + i}]", f"{gp}.tolerations[{i}]", False)
+                    for i in range(len(group.tolerations))]
+    if pod.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in pod.image_pull_secrets]
+        origins += [(f"{base}.spec.imagePullSecrets[{i}]", f"image_pull_secrets[{i}]", True)
+                    for i in range(len(pod.image_pull_secrets))]
+    template: dict[str, Any] = {"spec": spec}
+    meta = {k: dict(v) for k, v in (("labels", group.labels), ("annotations", group.annotations)) if v}
+    if meta:
+        template["metadata"] = meta
+    origins += [(f"{base}.metadata.labels", f"{gp}.labels", False),
+                (f"{base}.metadata.annotations", f"{gp}.annotations", False)]
+    return template
+
+
+def build_ray_cluster_spec(
+    *,
+    head: NodeGroup,
+    worker_groups: Sequence[NodeGroup],
+    pod: PodSettings,
+    ray_version: str | None = None,
+) -> dict[str, Any]:
+    """The ``rayClusterSpec`` of a RayJob (also the ``spec`` of a standalone RayCluster)."""
+    head_ports = [
+        {"name": "gcs-server", "containerPort": 6379},
+        {"name": "dashboard", "containerPort": 8265},
+        {"name": "client", "containerPort": 10001},
+    ]
+    origins: list[Origin] = [("headGroupSpec.rayStartParams", f"{head.parameter}.ray_start_params", False),
+                             ("rayVersion", "ray_version", True)]
+    workers = []
+    for i, group in enumerate(worker_groups):
+        wp = f"workerGroupSpecs[{i}]"
+        workers.append({
+            "groupName": group.name,
+            "replicas": group.replicas,
+            "minReplicas": group.min_replicas,
+            "maxReplicas": group.max_replicas,
+            "rayStartParams": dict(group.ray_start_params),
+            "template": _pod_template(group, pod, "ray-worker", [], f"{wp}.template", origins),
+        })
+        origins += [(f"{wp}.groupName", f"{group.parameter}.name", True),
+                    (f"{wp}.replicas", f"{group.parameter}.replicas", True),
+                    (f"{wp}.minReplicas", f"{group.parameter}.min_replicas", True),
+                    (f"{wp}.maxReplicas", f"{group.parameter}.max_replicas", True),
+                    (f"{wp}.rayStartParams", f"{group.parameter}.ray_start_params", False),
+                    (wp, group.parameter, False)]
+    spec: dict[str, Any] = {
+        "headGroupSpec": {
+            "rayStartParams": {"dashboard-host": "0.0.0.0", **head.ray_start_params},
+            "template": _pod_template(head, pod, "ray-head", head_ports, "headGroupSpec.template", origins),
+        },
+        "workerGroupSpecs": workers,
+    }
+    if any(g.min_replicas != g.max_replicas for g in worker_groups):
+        spec["enableInTreeAutoscaling"] = True
+    if ray_version:
+        spec["rayVersion"] = ray_version
+    remember_origins(spec, origins)
+    return spec
+
+
+def runtime_env_yaml(runtime_env: Mapping[str, Any] | str | None, parameter: str = "runtime_env") -> str | None:
+    """Serialise a runtime_env mapping (or check a YAML/JSON string) into ``runtimeEnvYAML``.
+
+    Its ``env_vars`` are judged with the manifest (the secret policy), not here."""
+    if runtime_env is None or runtime_env == {} or runtime_env == "":
+        return None
+    if isinstance(runtime_env, str):
+        try:
+            parsed = yaml.safe_load(runtime_env)
+        except yaml.YAMLError as exc:
+            raise InvalidParameterError(parameter, runtime_env, f"is not valid YAML: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise InvalidParameterError(parameter, runtime_env, "must be a mapping (KubeRay requires runtimeEnvYAML to be a map)")
+        return runtime_env
+    if not isinstance(runtime_env, Mapping):
+        raise InvalidParameterError(parameter, runtime_env, "must be a mapping such as {'pip': ['xgboost']}")
+    env_vars = runtime_env.get("env_vars") or {}
+    if not isinstance(env_vars, Mapping):
+        raise InvalidParameterError(f"{parameter}.env_vars", env_vars, "must be a mapping of names to values")
+    return yaml.safe_dump(dict(runtime_env), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """RayJob-level settings with the provider's safe defaults."""
+
+    entrypoint: str | None = None
+    runtime_env: Mapping[str, Any] | str | None = None
+    submission_mode: str = DEFAULT_SUBMISSION_MODE
+    shutdown_after_job_finishes: bool = True
+    ttl_seconds_after_finished: int = DEFAULT_TTL_SECONDS_AFTER_FINISHED
+    backoff_limit: int = DEFAULT_BACKOFF_LIMIT
+    pre_running_deadline_seconds: int | None = DEFAULT_PRE_RUNNING_DEADLINE_SECONDS
+    active_deadline_seconds: int | None = None
+    job_id: str | None = None
+    entrypoint_num_cpus: float | None = None
+    entrypoint_num_gpus: float | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    cluster_selector: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        for parameter in ("entrypoint_num_cpus", "entrypoint_num_gpus"):
+            value = getattr(self, parameter)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise InvalidParameterError(parameter, value, "must be a number ≥ 0 (CPUs/GPUs reserved for the driver)")
+        if self.job_id is not None and (not isinstance(self.job_id, str) or not SUBMISSION_ID.match(self.job_id)):
+            raise InvalidParameterError(
+                "job_id", self.job_id, "must be 1-128 characters of letters, digits, '_', '.' and '-' (a Ray submission id)"
+            )
+
+    def to_spec(self) -> dict[str, Any]:
+        """The RayJob ``spec`` without ``rayClusterSpec``."""
+        spec: dict[str, Any] = {
+            "submissionMode": self.submission_mode,
+            "shutdownAfterJobFinishes": self.shutdown_after_job_finishes,
+            "ttlSecondsAfterFinished": self.ttl_seconds_after_finished,
+            "backoffLimit": self.backoff_limit,
+        }
+        if self.entrypoint is not None:
+            spec["entrypoint"] = self.entrypoint
+        env_yaml = runtime_env_yaml(self.runtime_env)
+        if env_yaml:
+            spec["runtimeEnvYAML"] = env_yaml
+        if self.pre_running_deadline_seconds is not None:
+            spec["preRunningDeadlineSeconds"] = self.pre_running_deadline_seconds
+        if self.active_deadline_seconds is not None:
+            spec["activeDeadlineSeconds"] = self.active_deadline_seconds
+        if self.job_id:
+            spec["jobId"] = self.job_id
+        if self.entrypoint_num_cpus:
+            spec["entrypointNumCpus"] = self.entrypoint_num_cpus
+        if self.entrypoint_num_gpus:
+            spec["entrypointNumGpus"] = self.entrypoint_num_gpus
+        if self.metadata:
+            spec["metadata"] = dict(self.metadata)
+        if self.cluster_selector:
+            spec["clusterSelector"] = dict(self.cluster_selector)
+        return spec
+
+
+#: RayJob spec fields → the RayJobOperator parameter that sets them.
+JOB_ORIGINS: list[Origin] = [(f"spec.{k}", v, False) for k, v in (
+    ("entrypoint", "entrypoint"), ("runtimeEnvYAML", "runtime_env"), ("submissionMode", "submission_mode"),
+    ("shutdownAfterJobFinishes", "shutdown_after_job_finishes"), ("ttlSecondsAfterFinished", "ttl_seconds_after_finished"),
+    ("backoffLimit", "backoff_limit"), ("preRunningDeadlineSeconds", "pre_running_deadline_seconds"),
+    ("activeDeadlineSeconds", "active_deadline_seconds"), ("jobId", "job_id"), ("entrypointNumCpus", "entrypoint_num_cpus"),
+    ("entrypointNumGpus", "entrypoint_num_gpus"), ("clusterSelector", "cluster_selector"), ("metadata", "metadata"),
+)]
+
+
+def build_rayjob(
+    *,
+    name: str,
+    namespace: str,
+    job: JobSettings,
+    cluster_spec: Mapping[str, Any] | None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A complete RayJob manifest. ``cluster_spec`` is ``None`` when ``job.cluster_selector`` names a cluster."""
+    spec = job.to_spec()
+    origins = list(JOB_ORIGINS)
+    if cluster_spec is not None:
+        spec["rayClusterSpec"] = copy.deepcopy(dict(cluster_spec))
+        origins += [(f"spec.rayClusterSpec.{p}", param, collapse) for p, param, collapse in origins_of(cluster_spec)]
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    manifest = {"apiVersion": c.RAY_API_VERSION, "kind": c.RAYJOB_KIND, "metadata": metadata, "spec": spec}
+    remember_origins(manifest, origins)
+    return manifest
+
+
+def build_raycluster(
+    *,
+    name: str,
+    namespace: str,
+    cluster_spec: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A standalone RayCluster manifest (for a cluster shared by several tasks)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    manifest = {
+        "apiVersion": c.RAY_API_VERSION,
+        "kind": c.RAYCLUSTER_KIND,
+        "metadata": metadata,
+        "spec": copy.deepcopy(dict(cluster_spec)),
+    }
+    remember_origins(manifest, [(f"spec.{p}", param, collapse) for p, param, collapse in origins_of(cluster_spec)]
+                     )
+    return manifest
