@@ -18,7 +18,6 @@ from kuberay_provider.naming import (
     validate_labels,
     validate_namespace,
     validate_raycluster_name,
-    validate_rayjob_name,
 )
 from kuberay_provider.params import as_seconds, check_conn_id, known_now
 
@@ -81,7 +80,7 @@ class RayClusterCreateOperator(BaseOperator):
             self.build_manifest()
         else:  # what can be checked before rendering; the rest when execute() builds the manifest
             if known_now(self.name):
-                validate_rayjob_name(self.name, "name")
+                validate_raycluster_name(self.name, "name")
             if self.namespace and known_now(self.namespace):
                 validate_namespace(self.namespace)
             if known_now(self.labels):
@@ -89,7 +88,7 @@ class RayClusterCreateOperator(BaseOperator):
 
     def _validate(self) -> None:
         """The operator's own parameters (the cluster spec is checked by :mod:`kuberay_provider.specs`)."""
-        validate_rayjob_name(self.name, "name")
+        validate_raycluster_name(self.name, "name")
         if self.namespace:
             validate_namespace(self.namespace)
         validate_labels(self.labels)
@@ -107,10 +106,11 @@ class RayClusterCreateOperator(BaseOperator):
             head=head, worker_groups=workers, pod=specs.PodSettings(image=self.image, service_account=self.service_account),
             ray_version=self.ray_version,
         )
-        specs.validate_ray_cluster_spec(spec)
         labels = {**self.labels, c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}
-        return specs.build_raycluster(name=self.name, namespace=namespace or self.namespace or c.DEFAULT_NAMESPACE,
-                                      cluster_spec=spec, labels=labels)
+        manifest = specs.build_raycluster(name=self.name, namespace=namespace or self.namespace or c.DEFAULT_NAMESPACE,
+                                          cluster_spec=spec, labels=labels)
+        specs.validate_raycluster(manifest)  # the one KubeRay judgement, as for RayJobs
+        return manifest
 
     def execute(self, context: Context) -> dict[str, str]:
         hook = _hook(self.kubernetes_conn_id)

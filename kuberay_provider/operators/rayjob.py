@@ -60,8 +60,12 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``; see
         :mod:`kuberay_provider.namespaces`).
     :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
-        they reach every Ray container through ``secretKeyRef`` and never appear in the spec. Literal values for
-        credential-looking variables (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*API_KEY*``…) are refused.
+        they reach every Ray container through ``secretKeyRef`` and never appear in the spec. A literal value is
+        refused only when it is a secret: a known token format (``ghp_…``, ``hf_…``, ``AKIA…``, a private key, …) or
+        a credential-shaped name (``*_PASSWORD``, ``*_API_KEY``, ``*_TOKEN`` as a whole word, …) holding a value
+        that looks like one (not a path, number, boolean or short word). (templated)
+    :param allow_env: names of environment variables whose literal values the secret policy must accept even so
+        (the escape hatch for a false alarm). (templated)
     :param cluster_selector: name of an existing RayCluster to run on instead of creating one.
     :param on_existing: a still-running RayJob of an earlier try: ``reattach`` (default), ``replace`` or ``fail``.
     :param cleanup_policy: ``on_failure`` (default), ``always`` or ``keep_failed``; see
@@ -86,7 +90,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         "labels", "annotations", "cluster_selector", "job_id", "service_account", "secret_env", "node_selector",
         "tolerations", "image_pull_secrets", "ray_version", "submission_mode", "ttl_seconds_after_finished",
         "backoff_limit", "pre_running_deadline_seconds", "active_deadline_seconds", "entrypoint_num_cpus",
-        "entrypoint_num_gpus", "timeout", "log_tail_lines",
+        "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env",
     )
     #: Only ``manifest`` may name a template file; other strings ending in .yaml render as strings.
     template_ext: Sequence[str] = (".yaml", ".yml")
@@ -114,6 +118,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         tolerations: Sequence[Mapping[str, Any]] | None = None,
         image_pull_secrets: Sequence[str] | None = None,
         secret_env: Mapping[str, Any] | None = None,
+        allow_env: Sequence[str] | None = None,
         ray_version: str | None = None,
         submission_mode: str = specs.DEFAULT_SUBMISSION_MODE,
         shutdown_after_job_finishes: bool = True,
@@ -154,6 +159,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self.tolerations = tolerations if tolerations is not None else []
         self.image_pull_secrets = image_pull_secrets if image_pull_secrets is not None else []
         self.secret_env = secret_env
+        self.allow_env = allow_env
         self.ray_version = ray_version
         self.submission_mode = submission_mode
         self.shutdown_after_job_finishes = shutdown_after_job_finishes
@@ -371,8 +377,15 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                 name=name, namespace=namespace, job=job, cluster_spec=self._cluster_spec(),
                 labels=labels, annotations=annotations,
             )
-        specs.validate_rayjob(manifest)
+        specs.validate_rayjob(manifest, allow_env=self._allowed_env())
         return manifest
+
+    def _allowed_env(self) -> tuple[str, ...]:
+        if self.allow_env is None:
+            return ()
+        if isinstance(self.allow_env, str) or not all(isinstance(n, str) and n for n in self.allow_env):
+            raise InvalidParameterError("allow_env", self.allow_env, "must be a list of environment variable names")
+        return tuple(self.allow_env)
 
     @staticmethod
     def identity_from_context(context: Context) -> TaskInstanceIdentity:

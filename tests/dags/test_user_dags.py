@@ -73,7 +73,6 @@ def test_native_rendering_gives_ints(run_user_dag, local_stack, namespace):
     _only_in(local_stack, run.dag_id, namespace)
 
 
-@pytest.mark.xfail(reason="specs._int_param → params.as_int: rules branch", strict=False)
 def test_jinja_string_replicas(run_user_dag, local_stack, namespace):
     run = run_user_dag("user_jinja_replicas.py", "user_jinja_replicas")
     assert run.states == {"train": "success"}, run.tail()
@@ -108,7 +107,6 @@ def test_manifest_file_deferred_failure_is_deleted_in_its_namespace(run_user_dag
     assert _of(local_stack, "rayclusters", run.dag_id) == {}
 
 
-@pytest.mark.xfail(reason="secret filter: rules branch", strict=False)
 def test_ordinary_ml_environment_variables(run_user_dag, local_stack, namespace):
     run = run_user_dag("user_ml_env_vars.py", "user_ml_env_vars")
     assert run.states == {"train": "success"}, run.tail()

@@ -34,11 +34,19 @@ def _git_files() -> list[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _git_files()  # skips outside a git checkout
     if os.environ.get("KUBERAY_WHEEL"):
         return Path(os.environ["KUBERAY_WHEEL"])
-    out = tmp_path_factory.mktemp("wheel")
+    # Build from a copy of the tracked files only: a build/ directory left in the checkout by another build would
+    # otherwise leak stale modules into the wheel (scripts/lanes.sh removes it before `python -m build`).
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True).stdout
+    for name in listed.splitlines():
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     return next(out.glob("*.whl"))
 
 

@@ -165,3 +165,15 @@ def test_non_secret_errors_show_the_real_value_never_stars():
     with pytest.raises(InvalidParameterError) as err:
         specs.validate_rayjob(m)
     assert "'MAX TOKENS'" in str(err.value) and "***" not in str(err.value) and "<hidden>" not in str(err.value)
+
+
+def test_the_operator_passes_allow_env_to_the_policy():
+    from kuberay_provider.operators.rayjob import RayJobOperator
+
+    env = {"env_vars": {"DB_PASSWORD": "Zq8rT2vLp9XwN4mK7sB1"}}
+    with pytest.raises(InvalidParameterError, match="allow_env") as refused:
+        RayJobOperator(task_id="t", entrypoint="python x.py", runtime_env=env)
+    assert "Zq8rT2vLp9XwN4mK7sB1" not in str(refused.value)
+    RayJobOperator(task_id="t", entrypoint="python x.py", runtime_env=env, allow_env=["DB_PASSWORD"])
+    with pytest.raises(InvalidParameterError, match=r"allow_env=.*list of environment variable names"):
+        RayJobOperator(task_id="t", entrypoint="python x.py", runtime_env=env, allow_env="DB_PASSWORD")
