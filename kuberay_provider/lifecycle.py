@@ -175,12 +175,18 @@ def delete(hook: KubeRayHook, kind: str, name: str, namespace: str, *, reason: s
     try:
         deleted = hook.delete_object(kind, name, namespace)
     except Exception as exc:
-        if raise_errors:
-            raise
-        log.error("Could not delete %s %s/%s (%s): %s; the janitor will remove it", kind, namespace, name, reason, exc)
-        return False
+        return _delete_failed(exc, log, kind, name, namespace, reason, raise_errors)
     _log_deleted(log, kind, name, namespace, reason, deleted)
     return deleted
+
+
+def _delete_failed(exc: Exception, log: Any, kind: str, name: str, namespace: str, reason: str,
+                   raise_errors: bool) -> bool:
+    """What a failed delete does, sync or async: raise, or log it for the janitor and report False."""
+    if raise_errors:
+        raise exc
+    log.error("Could not delete %s %s/%s (%s): %s; the janitor will remove it", kind, namespace, name, reason, exc)
+    return False
 
 
 async def delete_async(hook: AsyncKubeRayHook, kind: str, name: str, namespace: str, *, reason: str,
@@ -190,10 +196,7 @@ async def delete_async(hook: AsyncKubeRayHook, kind: str, name: str, namespace: 
     try:
         deleted = await hook.delete_object(kind, name, namespace)
     except Exception as exc:
-        if raise_errors:
-            raise
-        log.error("Could not delete %s %s/%s (%s): %s; the janitor will remove it", kind, namespace, name, reason, exc)
-        return False
+        return _delete_failed(exc, log, kind, name, namespace, reason, raise_errors)
     _log_deleted(log, kind, name, namespace, reason, deleted)
     return deleted
 

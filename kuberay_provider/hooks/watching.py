@@ -133,6 +133,16 @@ class _Resumable:
         if rv:
             self._resource_version = rv
 
+    def _consumed_control_line(self, event: WatchEvent) -> bool:
+        """BOOKMARK (move the resume point) and ERROR (a failure) lines; True when ``event`` was one of them."""
+        if event.type == "BOOKMARK":
+            self._bookmark(event)
+            return True
+        if event.type == "ERROR":
+            self.on_failure(ApiFailure(event.error_code, str(event.object.get("message") or event.object)))
+            return True
+        return False
+
     def on_watch_closed(self, events_seen: int, seconds: float) -> None:
         """The stream ended without an error."""
         if events_seen == 0 and seconds < self._min_watch_seconds:
@@ -240,13 +250,7 @@ class ObjectWaiter(_Resumable):
 
     def on_event(self, event: WatchEvent | None) -> RayJobStatus | None:
         """One watch event. Returns the status if it changed."""
-        if event is None:
-            return None
-        if event.type == "BOOKMARK":
-            self._bookmark(event)
-            return None
-        if event.type == "ERROR":
-            self.on_failure(ApiFailure(event.error_code, str(event.object.get("message") or event.object)))
+        if event is None or self._consumed_control_line(event):
             return None
         meta = event.object.get("metadata") or {}
         if meta.get("name") not in (None, self.name):
@@ -346,13 +350,7 @@ class CollectionWatcher(_Resumable):
 
     def on_event(self, event: WatchEvent | None) -> WatchEvent | None:
         """One watch line; returns the event to hand to subscribers (None: bookmark, error or junk)."""
-        if event is None:
-            return None
-        if event.type == "BOOKMARK":
-            self._bookmark(event)
-            return None
-        if event.type == "ERROR":
-            self.on_failure(ApiFailure(event.error_code, str(event.object.get("message") or event.object)))
+        if event is None or self._consumed_control_line(event):
             return None
         rv = (event.object.get("metadata") or {}).get("resourceVersion")
         if rv:

@@ -150,12 +150,14 @@ class RayJobTrigger(BaseTrigger):
         return outcome_event(outcome, self.name, self.namespace, diagnostics=diagnostics, log_tail=tail.lines)
 
     async def _delete(self, why: str) -> None:
-        """The one place the trigger deletes its RayJob (a user kill)."""
+        """The one place the trigger deletes its RayJob (a user kill): the lifecycle module's one delete."""
+        from kuberay_provider import lifecycle
+
         self.log.info("Deleting RayJob %s/%s: %s", self.namespace, self.name, why)
         try:
             hook = self._hook()
             async with hook.shared_client():
-                await hook.delete_rayjob(self.name, self.namespace)
+                await lifecycle.delete_rayjob_async(hook, self.name, self.namespace, why, log=self.log)
         except Exception:
             self.log.exception("Could not delete RayJob %s/%s", self.namespace, self.name)
 
