@@ -364,10 +364,7 @@ def retraining_pipeline(
             )  # fmt: skip
             choose >> etl_tasks
         upstream >> train
-        # A teardown runs once all its upstream tasks are done and at least one of its setups succeeded: with the
-        # staging tasks as setups too, the confirmation also runs (and fails loudly on leftovers) when training failed.
-        staging = [task for task in upstream if task not in etl_tasks]
-        train >> confirm.as_teardown(setups=[*staging, train])
+        train >> confirm.as_teardown(setups=train)
     return group
 
 

@@ -74,13 +74,10 @@ def render(dag: Any, task_id: str, field: str, **extra: Any) -> Any:
 def test_local_mode_graph_and_teardown_wiring() -> None:
     dag = build(spark_mode="local")
     assert set(dag.task_dict) == {"g.etl_local", "g.stage_cluster_package", "g.train", "g.confirm_teardown"}
-    assert downstream(dag, "g.etl_local") == {"g.train"}
-    assert downstream(dag, "g.stage_cluster_package") == {"g.train", "g.confirm_teardown"}
+    assert downstream(dag, "g.etl_local") == downstream(dag, "g.stage_cluster_package") == {"g.train"}
     assert downstream(dag, "g.train") == {"g.confirm_teardown"}
     train, confirm = dag.get_task("g.train"), dag.get_task("g.confirm_teardown")
-    # The staging step is a setup as well, so the teardown also runs when training itself failed.
-    assert confirm.is_teardown and train.is_setup and dag.get_task("g.stage_cluster_package").is_setup
-    assert not dag.get_task("g.etl_local").is_setup
+    assert confirm.is_teardown and train.is_setup and not dag.get_task("g.etl_local").is_setup
     # The teardown runs when training failed, and confirms the teardown of *this* task's RayJob.
     assert str(confirm.trigger_rule) in ("all_done_setup_success", "TriggerRule.ALL_DONE_SETUP_SUCCESS")
     assert confirm.rayjob_name == "{{ ti.xcom_pull(task_ids='g.train', key='rayjob_name') }}"
@@ -122,7 +119,7 @@ def test_spark_operator_task_is_lazy_and_carries_the_rendered_manifest() -> None
 
 def test_working_dir_adds_a_staging_task_feeding_the_runtime_env(tmp_path: Path) -> None:
     dag = build(spark_mode="local", working_dir=str(tmp_path), staging_uri=str(tmp_path / "stage"))
-    assert downstream(dag, "g.stage_working_dir") == {"g.train", "g.confirm_teardown"}  # a setup of the teardown too
+    assert downstream(dag, "g.stage_working_dir") == {"g.train"}
     train = dag.get_task("g.train")
     assert train.runtime_env["working_dir"] == "{{ ti.xcom_pull(task_ids='g.stage_working_dir') }}"
     assert dag.get_task("g.stage_working_dir").op_kwargs == {"working_dir": str(tmp_path),
