@@ -88,7 +88,12 @@ def xcom_value(row: Any) -> Any:
     value = row.value
     if isinstance(value, bytes):
         value = value.decode()
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:  # a column that already holds the deserialised string
+        return value
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.5) -> Any:
