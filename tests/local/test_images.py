@@ -58,7 +58,16 @@ def test_closure_follows_extras_and_markers() -> None:
 
 
 def test_import_keys_split_shared_namespaces() -> None:
-    keys, shared = images.import_keys()
+    # In a fresh interpreter, as the local stack computes it once at start: the pytest process may have imported and
+    # patched things (other tests' fixtures) that a real stack process never sees.
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import json; from kuberay_provider.local import images; "
+                          "print(json.dumps(images.import_keys()))"], capture_output=True, text=True, timeout=120,
+                         check=True)
+    keys, shared = json.loads(out.stdout.strip().splitlines()[-1])
     assert keys["ray"] == ["ray"]
     assert keys["google/cloud/bigquery"] == ["google_cloud_bigquery"]
     assert keys["google/protobuf"] == ["protobuf"]
