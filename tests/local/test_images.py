@@ -61,12 +61,14 @@ def test_import_keys_split_shared_namespaces() -> None:
     # In a fresh interpreter, as the local stack computes it once at start: the pytest process may have imported and
     # patched things (other tests' fixtures) that a real stack process never sees.
     import json
+    import os
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("KUBERAY_LOCAL")}
     out = subprocess.run([sys.executable, "-c", "import json; from kuberay_provider.local import images; "
                           "print(json.dumps(images.import_keys()))"], capture_output=True, text=True, timeout=120,
-                         check=True)
+                         check=True, env=env)
     keys, shared = json.loads(out.stdout.strip().splitlines()[-1])
     assert keys["ray"] == ["ray"]
     assert keys["google/cloud/bigquery"] == ["google_cloud_bigquery"]
