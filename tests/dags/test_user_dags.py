@@ -11,7 +11,7 @@ import pytest
 
 from tests.dags.conftest import list_objects, names_by_namespace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.composer]  # every CI lane runs the user DAGs
 
 
 def _eventually(predicate, timeout: float = 60.0):
