@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -213,14 +212,10 @@ GROUP, VERSION = "ray.io", "v1"
 RAY_TIMEOUT = 240
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+def _wait(predicate: Callable[[], Any], timeout: float) -> Any:
+    from tests.integration.airflow_support import wait_until
+
+    return wait_until(predicate, timeout=timeout)
 
 
 def _head(image: str) -> dict[str, Any]:
