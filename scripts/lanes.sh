@@ -3,6 +3,7 @@
 #
 #   scripts/lanes.sh dist            # python -m build (sdist + wheel into dist/) and twine check
 #   scripts/lanes.sh venv LANE       # .lanes/LANE: the wheel [local,test,google] pinned by constraints/LANE.txt
+#                                    # (lane latest also [docs]: the documentation build runs there only)
 #   scripts/lanes.sh lock [LANE...]  # re-resolve constraints/LANE.txt from constraints/LANE.in and setup.cfg
 #
 # Lanes (constraints/*.in): latest (Airflow 3.3.x, newest providers), composer-3.3 (Airflow 3.3.1 +
@@ -14,6 +15,9 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 TOOLS=.lanes/tools
 ALL_LANES="latest composer-3.3 composer-2.10"
+
+# The extras a lane installs (and its lock resolves): every lane the test stack, latest also the docs build.
+extras() { if [ "$1" = latest ]; then echo local,test,google,docs; else echo local,test,google; fi; }
 
 tools() {
   local want
@@ -53,7 +57,7 @@ venv() {
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
-    "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q -c "$lock" "$whl[local,test,google]"
+    "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q -c "$lock" "$whl[$(extras "$lane")]"
     echo "$want" > "$dir/.installed"
   else
     "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q --reinstall-package airflow-provider-kuberay \
@@ -67,7 +71,9 @@ lock() {
   tools
   local lanes="${*:-$ALL_LANES}"
   for lane in $lanes; do
-    (cd constraints && "../$TOOLS/bin/uv" pip compile ../setup.cfg --extra local --extra test --extra google \
+    local extra_args=()
+    for extra in $(extras "$lane" | tr , ' '); do extra_args+=(--extra "$extra"); done
+    (cd constraints && "../$TOOLS/bin/uv" pip compile ../setup.cfg "${extra_args[@]}" \
       -c "$lane.in" --python-version 3.11 --no-header -q -o "$lane.txt")
     echo "constraints/$lane.txt"
   done
