@@ -457,7 +457,11 @@ class KubeRayHook(KubernetesHook):
 
 
 class AsyncKubeRayHook(AsyncKubernetesHook):
-    """Async twin of :class:`KubeRayHook` for triggers (kubernetes_asyncio); same decisions, non-blocking I/O."""
+    """Async twin of :class:`KubeRayHook` for triggers (kubernetes_asyncio); same decisions, non-blocking I/O.
+
+    :param kubernetes_conn_id: a ``kubernetes`` (or ``kuberay``) connection; ``kubernetes_default`` by default.
+    :param retry: backoff for transient API errors (429, 5xx, resets, timeouts); 4xx are never retried.
+    """
 
     conn_type = "kuberay"
     hook_name = "KubeRay (Kubernetes cluster)"

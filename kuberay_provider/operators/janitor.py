@@ -41,10 +41,11 @@ class RayJanitorOperator(BaseOperator):
     :param namespaces: namespaces to sweep: a list or a comma-separated string. None: the connection's namespace
         (its extra ``namespace``, the same rule as every operator's, :mod:`kuberay_provider.namespaces`); if the
         connection names none, all namespaces (which needs a ClusterRole to list RayJobs cluster-wide).
-        Templated; an empty value is an error, not "all namespaces".
-    :param max_age: age after which any provider-made object is deleted unless its task instance is still alive.
-    :param dry_run: only report (templated: ``"{{ params.dry_run }}"`` works).
-    :param kubernetes_conn_id: the Kubernetes connection.
+        An empty value is an error, not "all namespaces". (templated)
+    :param max_age: age after which any provider-made object is deleted unless its task instance is still alive
+        (a positive ``timedelta``; default 24 hours).
+    :param dry_run: only report; a rendered ``"True"``/``"False"`` works (``"{{ params.dry_run }}"``). (templated)
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
     """
 
     template_fields: Sequence[str] = ("namespaces", "dry_run")

@@ -34,7 +34,26 @@ def _hook(conn_id: str):
 
 
 class RayClusterCreateOperator(BaseOperator):
-    """Create a RayCluster and (by default) wait until it is ready. Returns ``{"name", "namespace"}``."""
+    """Create a RayCluster and (by default) wait until it is ready. Returns ``{"name", "namespace"}``.
+
+    A RayCluster of that name that already exists is used as it is. A cluster not ready within ``ready_timeout``
+    is deleted and the task fails naming the head pod's problems.
+
+    :param name: the RayCluster's name (DNS-1035). (templated)
+    :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``).
+        (templated)
+    :param image: Ray image for head and workers; default ``rayproject/ray:2.60.0-py311``. (templated)
+    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}``; the same keys as
+        :class:`~kuberay_provider.operators.rayjob.RayJobOperator`'s ``head``. (templated)
+    :param worker_groups: worker groups, as :class:`~kuberay_provider.operators.rayjob.RayJobOperator`'s
+        ``worker_groups``. (templated)
+    :param labels: extra labels on the RayCluster. (templated)
+    :param service_account: Kubernetes service account of every Ray pod.
+    :param ray_version: the RayCluster's ``rayVersion`` (validated).
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
+    :param wait_until_ready: wait until the cluster is ready (default True).
+    :param ready_timeout: seconds to wait for readiness (default 900).
+    """
 
     template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels")
 
@@ -142,7 +161,15 @@ class RayClusterCreateOperator(BaseOperator):
 
 
 class RayClusterDeleteOperator(BaseOperator):
-    """Delete a RayCluster and (by default) wait until it is gone. Succeeds if it is already gone."""
+    """Delete a RayCluster and (by default) wait until it is gone. Succeeds if it is already gone.
+
+    :param name: the RayCluster's name. (templated)
+    :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``).
+        (templated)
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
+    :param wait: wait until the RayCluster is gone (default True); fail if it still exists after ``wait_timeout``.
+    :param wait_timeout: seconds to wait for the deletion (default 300).
+    """
 
     template_fields: Sequence[str] = ("name", "namespace")
 

@@ -48,17 +48,35 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     worker, streams the driver log into the task log, succeeds only on ``Complete`` + ``SUCCEEDED``, and
     deletes the RayJob (so its cluster) on failure, timeout and kill.
 
-    :param entrypoint: shell command run by ``ray job submit`` (e.g. ``python train.py``).
-    :param image: Ray image for head and workers (a group may override it).
-    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}``.
+    Every parameter can come from Jinja (``"{{ params.workers }}"``), an upstream task's ``XComArg`` or task mapping
+    (``.partial(...).expand(...)`` / ``.expand_kwargs(...)``): checks that need the value run when the DAG is
+    parsed if the value is known then, and otherwise at the start of ``execute`` on the rendered value. Numeric
+    parameters accept integer-valued strings (what Jinja renders) and native numbers
+    (``render_template_as_native_obj=True``).
+
+    :param entrypoint: shell command run by ``ray job submit`` (e.g. ``python train.py``); required unless a full
+        ``manifest`` is given (or ``submission_mode="InteractiveMode"``). (templated)
+    :param image: Ray image for head and workers (a group may override it); default
+        ``rayproject/ray:2.60.0-py311``. (templated)
+    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}``. (templated)
     :param worker_groups: e.g. ``[{"name": "cpu", "replicas": 2, "cpu": 4, "memory": "16Gi"}]``; set
         ``min_replicas``/``max_replicas`` to enable autoscaling; ``gpus`` and ``resources`` for accelerators.
-    :param runtime_env: Ray runtime_env mapping (or YAML string).
+        (templated)
+    :param runtime_env: Ray runtime_env mapping (or YAML string). (templated)
     :param manifest: a full RayJob manifest instead of the compact parameters (mapping, YAML string, or the name
-        of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file).
-    :param name: RayJob name; default: deterministic from dag_id, task_id, run_id, map_index and try.
+        of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file). (templated)
+    :param name: RayJob name; default: deterministic from dag_id, task_id, run_id, map_index and try. (templated)
     :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``; see
-        :mod:`kuberay_provider.namespaces`).
+        :mod:`kuberay_provider.namespaces`). (templated)
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster (type ``kubernetes`` or
+        ``kuberay``); default ``kubernetes_default``.
+    :param labels: extra labels on the RayJob; the provider's own identity labels are added to them. (templated)
+    :param annotations: extra annotations on the RayJob; the provider's own are added to them. (templated)
+    :param service_account: Kubernetes service account of every Ray pod (head and workers), e.g. one bound to a
+        Google service account through Workload Identity. (templated)
+    :param node_selector: node selector of every Ray pod. (templated)
+    :param tolerations: tolerations of every Ray pod (Kubernetes toleration mappings). (templated)
+    :param image_pull_secrets: names of the Secrets the Ray pods pull their images with. (templated)
     :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
         they reach every Ray container through ``secretKeyRef`` and never appear in the spec. A literal value is
         refused only when it is a secret: a known token format (``ghp_…``, ``hf_…``, ``AKIA…``, a private key, …) or
@@ -66,21 +84,31 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         that looks like one (not a path, number, boolean or short word). (templated)
     :param allow_env: names of environment variables whose literal values the secret policy must accept even so
         (the escape hatch for a false alarm). (templated)
-    :param cluster_selector: name of an existing RayCluster to run on instead of creating one.
+    :param ray_version: the RayCluster's ``rayVersion`` (validated). (templated)
+    :param submission_mode: KubeRay's ``submissionMode``: ``K8sJobMode`` (default), ``HTTPMode``,
+        ``InteractiveMode`` or ``SidecarMode``. (templated)
+    :param shutdown_after_job_finishes: KubeRay deletes the cluster when the job ends (default True).
+    :param ttl_seconds_after_finished: seconds KubeRay keeps the finished cluster before deleting it (default 60;
+        requires ``shutdown_after_job_finishes``). (templated)
+    :param backoff_limit: KubeRay's own retries of a failed job (default 0: Airflow's retries decide; KubeRay
+        retries would submit the job again). (templated)
+    :param pre_running_deadline_seconds: seconds the cluster may take to start running the job before the RayJob
+        fails (default 900: an image that never pulls or a quota that never frees fails instead of hanging).
+        (templated)
+    :param active_deadline_seconds: KubeRay's ``activeDeadlineSeconds``; default: ``timeout`` or the task's
+        ``execution_timeout``, rounded up. (templated)
+    :param job_id: the Ray job's submission id (KubeRay's ``jobId``). (templated)
+    :param entrypoint_num_cpus: CPUs reserved for the entrypoint (KubeRay's ``entrypointNumCpus``). (templated)
+    :param entrypoint_num_gpus: GPUs reserved for the entrypoint (KubeRay's ``entrypointNumGpus``). (templated)
+    :param cluster_selector: name of an existing RayCluster to run on instead of creating one. (templated)
     :param on_existing: a still-running RayJob of an earlier try: ``reattach`` (default), ``replace`` or ``fail``.
     :param cleanup_policy: ``on_failure`` (default), ``always`` or ``keep_failed``; see
         :func:`kuberay_provider.lifecycle.delete_after`.
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
-    :param timeout: seconds to wait for the job; default: the task's ``execution_timeout``.
+    :param timeout: seconds to wait for the job; default: the task's ``execution_timeout``. (templated)
     :param wait_for_completion: if False, return once the RayJob is created.
     :param stream_logs: copy the driver log into the task log while the job runs.
-
-    Every parameter can come from Jinja (``"{{ params.workers }}"``), an upstream task's ``XComArg`` or task mapping
-    (``.partial(...).expand(...)`` / ``.expand_kwargs(...)``): checks that need the value run when the DAG is
-    parsed if the value is known then, and otherwise at the start of ``execute`` on the rendered value. Numeric
-    parameters accept integer-valued strings (what Jinja renders) and native numbers
-    (``render_template_as_native_obj=True``).
-    :param log_tail_lines: driver-log lines kept for the failure message.
+    :param log_tail_lines: driver-log lines kept for the failure message (default 50). (templated)
     :param dashboard_url_template: how to turn a cluster into a browser URL for the extra link, using
         ``{namespace}``, ``{cluster}`` and ``{dashboard_url}``; default ``http://<status.dashboardURL>``.
     """

@@ -47,9 +47,10 @@ def _seconds(value: Any, parameter: str, *, allow_zero: bool = False) -> float:
 class RayJobSensor(BaseSensorOperator):
     """Wait until a RayJob finishes; succeed only on ``Complete`` + ``SUCCEEDED`` (the provider's one rule).
 
-    :param name: the RayJob's name (templated or an XComArg; e.g. ``"{{ ti.xcom_pull('train')['name'] }}"``).
-    :param namespace: its namespace (default: the connection's, else ``default``).
-    :param deferrable: wait in the triggerer (watch-based, no polling).
+    :param name: the RayJob's name (or an XComArg; e.g. ``"{{ ti.xcom_pull('train')['name'] }}"``). (templated)
+    :param namespace: its namespace (default: the connection's, else ``default``). (templated)
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
+    :param deferrable: wait in the triggerer (watch-based, no polling); default ``[operators] default_deferrable``.
     """
 
     template_fields: Sequence[str] = ("name", "namespace")
@@ -125,15 +126,21 @@ class RayJobSensor(BaseSensorOperator):
 class RayClusterDeletedSensor(BaseSensorOperator):
     """Confirm that the Ray cluster(s) of a RayJob, or of a label selector, and their pods are gone.
 
-    Fit to be an Airflow teardown task (``.as_teardown()``): it runs even when the training task failed.
+    Fit to be an Airflow teardown task (``.as_teardown(setups=train)``); Airflow runs a teardown only when one of
+    its setups succeeded (a failed RayJob is deleted by the operator itself).
     On timeout it fails listing every RayCluster and pod that is left. ``mode="reschedule"``, ``soft_fail`` and
     ``exponential_backoff`` work as for any sensor; ``deferrable=True`` checks from the triggerer.
 
-    :param rayjob_name: the RayJob whose clusters to check (templated); its ``rayClusterName`` and every
-        RayCluster labelled ``ray.io/originated-from-cr-name=<rayjob_name>`` are checked.
-    :param cluster_names: explicit RayCluster names (templated).
-    :param label_selector: RayClusters matching this selector (templated).
+    :param rayjob_name: the RayJob whose clusters to check; its ``rayClusterName`` and every RayCluster labelled
+        ``ray.io/originated-from-cr-name=<rayjob_name>`` are checked. (templated)
+    :param cluster_names: explicit RayCluster names. (templated)
+    :param label_selector: RayClusters matching this selector. (templated)
     :param namespace: where to look (default: the connection's, else ``default``: the same rule as RayJobOperator).
+        (templated)
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
+    :param deferrable: check from the triggerer; default ``[operators] default_deferrable``.
+    :param poke_interval: seconds (or a ``timedelta``) between checks (default 5).
+    :param timeout: seconds (or a ``timedelta``) until the sensor fails listing what is left (default 600).
     """
 
     template_fields: Sequence[str] = ("rayjob_name", "cluster_names", "label_selector", "namespace")

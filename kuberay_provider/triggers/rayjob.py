@@ -44,9 +44,18 @@ class RayJobTrigger(BaseTrigger):
     ``rayjob`` (the final :class:`~kuberay_provider.status.RayJobStatus` as a dict), ``message``,
     ``log_tail`` (last driver-log lines) and ``diagnostics`` (pod problems and Warning events on failure).
 
+    :param name: the RayJob's name.
+    :param namespace: its namespace.
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
     :param deadline: absolute UNIX time after which the trigger reports ``timeout`` (None: no limit).
     :param stream_logs: follow the submitter pod's log into the task log while waiting.
+    :param log_tail_lines: driver-log lines kept for the event's ``log_tail`` (default 50).
     :param delete_on_kill: delete the RayJob when a user kills the task while it is deferred.
+    :param watch_timeout: seconds each watch request asks the API server for before it is renewed (default 60,
+        with jitter).
+    :param cluster_context: kubeconfig context overriding the connection's.
+    :param config_file: kubeconfig path overriding the connection's.
+    :param in_cluster: use the in-cluster configuration, overriding the connection's.
     """
 
     def __init__(
@@ -209,7 +218,17 @@ class RayJobTrigger(BaseTrigger):
 
 
 class RayClusterDeletedTrigger(BaseTrigger):
-    """Fire when no RayCluster (and no Ray pod) matching ``label_selector`` / ``names`` is left."""
+    """Fire when no RayCluster (and no Ray pod) matching ``label_selector`` / ``names`` is left.
+
+    Event payload: ``status`` (``success`` | ``timeout``) and ``left`` (what is still there).
+
+    :param namespace: where to look.
+    :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
+    :param label_selector: RayClusters matching this label selector.
+    :param names: RayCluster names.
+    :param deadline: absolute UNIX time after which the trigger reports ``timeout`` (None: no limit).
+    :param poll_interval: seconds between checks (default 5); a change to a watched RayCluster checks at once.
+    """
 
     def __init__(
         self,
