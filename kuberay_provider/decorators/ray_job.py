@@ -20,7 +20,7 @@ entrypoint; the driver needs nothing but the standard library on the cluster (``
 stock ``rayproject/ray`` image runs it and nothing of Airflow is there. The function's JSON return value comes back
 through the driver log (the K8sJobMode submitter pod's log, which outlives the cluster) and becomes the task's
 ``return_value`` XCom, in deferrable mode and after a re-attach as well. A function that raises fails the task with
-the driver's Python traceback in the failure message. Every :class:`~kuberay_provider.operators.rayjob.RayJobOperator`
+the driver's Python traceback in the failure message. Every :class:`~.RayJobOperator`
 parameter is accepted (``entrypoint`` excepted: the function is the entrypoint).
 """
 
@@ -107,7 +107,7 @@ def build_entrypoint(payload: Mapping[str, Any]) -> str:
 class RayJobDecoratedOperator(DecoratedOperator, RayJobOperator):
     """Runs a TaskFlow function as the driver of a transient RayJob; its return value is the task's XCom.
 
-    Created by ``@task.ray_job(...)``: takes every :class:`RayJobOperator` parameter except ``entrypoint``.
+    Created by ``@task.ray_job(...)``: takes every :class:`~.RayJobOperator` parameter except ``entrypoint``.
 
     :param python_callable: the decorated function. Only its own source reaches the cluster: import what it needs
         inside its body; it must not close over variables of an enclosing function or take Airflow context
@@ -159,7 +159,7 @@ class RayJobDecoratedOperator(DecoratedOperator, RayJobOperator):
                 "args": args, "kwargs": kwargs, "limit_bytes": self.return_value_limit_bytes}
 
     def execute(self, context: Context) -> Any:
-        """Render the function call into the entrypoint, then run it as :class:`RayJobOperator` does."""
+        """Render the function call into the entrypoint, then run it as :class:`~.RayJobOperator` does."""
         entrypoint = build_entrypoint(self._payload())
         if len(entrypoint.encode()) > MAX_ENTRYPOINT_BYTES:
             raise InvalidParameterError(
@@ -197,7 +197,7 @@ def ray_job_task(python_callable: Callable[..., Any] | None = None, multiple_out
 
     :param python_callable: the function (when used without parentheses).
     :param multiple_outputs: push each key of a returned dict as its own XCom.
-    :param kwargs: :class:`RayJobOperator` parameters (``image``, ``head``, ``worker_groups``, ``runtime_env``,
+    :param kwargs: :class:`~.RayJobOperator` parameters (``image``, ``head``, ``worker_groups``, ``runtime_env``,
         ``deferrable``, ...) and ``return_value_limit_bytes``.
     """
     return task_decorator_factory(python_callable=python_callable, multiple_outputs=multiple_outputs,

@@ -256,7 +256,7 @@ def newer(candidate: dict[str, Any] | None, current: dict[str, Any] | None) -> b
 class Subscription:
     """One subscriber's interest in one key; items land in its own ``feed`` as ``(source, type, object)``.
 
-    ``type`` is a watch event type (ADDED, MODIFIED, DELETED) or ``ERROR`` (object: an :class:`ApiFailure`
+    ``type`` is a watch event type (ADDED, MODIFIED, DELETED) or ``ERROR`` (object: an :class:`~.ApiFailure`
     that no retry will fix, e.g. 403).
     """
 

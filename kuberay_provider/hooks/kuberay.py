@@ -51,7 +51,7 @@ from kuberay_provider.naming import validate_dns_subdomain, validate_namespace
 from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
 REQUEST_TIMEOUT = 30.0
-#: A log follow with no byte for this long is re-opened (its lines are de-duplicated by :class:`LogTail`).
+#: A log follow with no byte for this long is re-opened (its lines are de-duplicated by :class:`~.LogTail`).
 FOLLOW_IDLE_SECONDS = 600.0
 #: Sent with every request so API audit logs (and the RBAC test) can tell the provider's calls apart.
 USER_AGENT = f"airflow-provider-kuberay/{__version__}"
@@ -59,7 +59,7 @@ StatusCallback = Callable[[RayJobStatus], None]
 
 
 def request_timeout_from(extras: Mapping[str, Any]) -> float:
-    """The ``request_timeout`` connection extra (seconds, > 0), else :data:`REQUEST_TIMEOUT`."""
+    """The ``request_timeout`` connection extra (seconds, > 0), else ``REQUEST_TIMEOUT`` (30)."""
     value = extras.get("request_timeout", REQUEST_TIMEOUT)
     try:
         seconds = float(value)
@@ -97,7 +97,7 @@ def _checked(kind: str, name: str | None, namespace: str | None) -> str:
 
 
 def classify_sync_error(exc: BaseException) -> ApiFailure | None:
-    """Map the official client's exceptions to :class:`ApiFailure` (None: not an API/transport error)."""
+    """Map the official client's exceptions to :class:`~.ApiFailure` (None: not an API/transport error)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
@@ -109,7 +109,7 @@ def classify_sync_error(exc: BaseException) -> ApiFailure | None:
 
 
 def classify_async_error(exc: BaseException) -> ApiFailure | None:
-    """Map kubernetes_asyncio / aiohttp exceptions to :class:`ApiFailure`."""
+    """Map kubernetes_asyncio / aiohttp exceptions to :class:`~.ApiFailure`."""
     import aiohttp
     from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -287,7 +287,7 @@ class KubeRayHook(KubernetesHook):
     ) -> RayJobStatus:
         """Block until the RayJob is terminal; returns its final status.
 
-        Raises :class:`RayJobGoneError` if it is deleted meanwhile and :class:`RayJobWaitTimeout` on timeout.
+        Raises :class:`~.RayJobGoneError` if it is deleted meanwhile and :class:`RayJobWaitTimeout` on timeout.
         """
         return self.wait_for(waiter or RayJobWaiter(name, namespace, timeout=timeout), on_status=on_status)
 

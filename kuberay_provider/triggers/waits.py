@@ -154,7 +154,7 @@ async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *
                           logs: DriverLog | None = None, feed: asyncio.Queue | None = None) -> Any:
     """Drive ``waiter`` from the shared informers until it has an outcome; returns it (Finished/Gone/TimedOut).
 
-    Raises :class:`RayJobWaitError` on an API error no retry fixes (as the per-trigger watch did).
+    Raises :class:`~.RayJobWaitError` on an API error no retry fixes (as the per-trigger watch did).
     """
     name, namespace = waiter.name, waiter.namespace
     conn = hook.conn_key()
