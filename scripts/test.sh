@@ -6,7 +6,8 @@
 #
 #   scripts/test.sh                          # every lane: latest (whole suite), composer-3.3 and composer-2.10
 #                                            # (fast tests + the end-to-end subset marked `composer`)
-#   scripts/test.sh --lane latest -m "not slow"   # one lane, extra pytest arguments
+#   scripts/test.sh --lane latest -m "not slow"   # one lane, extra pytest arguments (lane latest also builds
+#                                                 # the docs: scripts/docs.sh, a warning fails the run)
 #   KUBERAY_TEST_WORKERS=1 scripts/test.sh        # one pytest process (default 2, pytest-xdist --dist loadfile:
 #                                                 # each worker has its own local stack, Airflow home and ports)
 set -euo pipefail
@@ -28,7 +29,10 @@ for lane in "${lanes[@]}"; do
   scripts/lanes.sh venv "$lane" | tee ".lanes/$lane.install.log"
   venv=".lanes/$lane"
   if [ "$lane" = "${lanes[0]}" ]; then
-    "$venv/bin/ruff" check kuberay_provider dags tests bench scripts
+    "$venv/bin/ruff" check kuberay_provider dags tests bench scripts docs
+  fi
+  if [ "$lane" = latest ]; then  # once per run: the docs build, warnings as errors, internal links checked
+    DOCS_PYTHON="$venv/bin/python" scripts/docs.sh
   fi
   selection=()
   case "$lane" in
