@@ -48,11 +48,11 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     worker, streams the driver log into the task log, succeeds only on ``Complete`` + ``SUCCEEDED``, and
     deletes the RayJob (so its cluster) on failure, timeout and kill.
 
-    Every parameter can come from Jinja (``"{{ params.workers }}"``), an upstream task's ``XComArg`` or task mapping
-    (``.partial(...).expand(...)`` / ``.expand_kwargs(...)``): checks that need the value run when the DAG is
-    parsed if the value is known then, and otherwise at the start of ``execute`` on the rendered value. Numeric
-    parameters accept integer-valued strings (what Jinja renders) and native numbers
-    (``render_template_as_native_obj=True``).
+    Parameters marked (templated) can come from Jinja (``"{{ params.workers }}"``) or an upstream task's
+    ``XComArg``, and any parameter from task mapping (``.partial(...).expand(...)`` / ``.expand_kwargs(...)``):
+    checks that need the value run when the DAG is parsed if the value is known then, and otherwise at the start
+    of ``execute`` on the rendered value. Numeric parameters accept integer-valued strings (what Jinja renders) and
+    native numbers (``render_template_as_native_obj=True``).
 
     :param entrypoint: shell command run by ``ray job submit`` (e.g. ``python train.py``); required unless a full
         ``manifest`` is given (or ``submission_mode="InteractiveMode"``). (templated)
