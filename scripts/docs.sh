@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 python="${DOCS_PYTHON:-.venv/bin/python}"
 out=build/docs/html
 doctrees="$(mktemp -d /tmp/kuberay-docs-doctrees.XXXXXX)"
-trap 'rm -rf "$doctrees"' EXIT
+# autodoc imports the operators, so Airflow: a private, throw-away home (never the caller's).
+export AIRFLOW_HOME="$(mktemp -d /tmp/kuberay-docs-airflow.XXXXXX)" AIRFLOW__CORE__LOAD_EXAMPLES=False
+trap 'rm -rf "$doctrees" "$AIRFLOW_HOME"' EXIT
 started=$(date +%s)
 rm -rf "$out"
 # -E -d <fresh dir>: every page is read again, so every warning is raised again (no incremental cache hides one).
