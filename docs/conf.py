@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # document the checkout (the same code the wheel ships)
 
 # autodoc imports the operator modules, which import Airflow: give it a private, quiet home.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="kuberay-docs-airflow-"))
+if "AIRFLOW_HOME" not in os.environ:  # scripts/docs.sh sets (and removes) one
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="kuberay-docs-airflow-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${DOCS_PYTHON:-.venv/bin/python}"
+[ -x "$python" ] || { echo "no $python: run scripts/venv.sh, or set DOCS_PYTHON to a Python with the docs extra" >&2; exit 2; }
 out=build/docs/html
 doctrees="$(mktemp -d /tmp/kuberay-docs-doctrees.XXXXXX)"
 # autodoc imports the operators, so Airflow: a private, throw-away home (never the caller's).
