@@ -8,8 +8,10 @@
 #                                            # (fast tests + the end-to-end subset marked `composer`)
 #   scripts/test.sh --lane latest -m "not slow"   # one lane, extra pytest arguments (lane latest also builds
 #                                                 # the docs: scripts/docs.sh, a warning fails the run)
-#   KUBERAY_TEST_WORKERS=1 scripts/test.sh        # one pytest process (default 2, pytest-xdist --dist loadfile:
-#                                                 # each worker has its own local stack, Airflow home and ports)
+#   KUBERAY_TEST_WORKERS=1 scripts/test.sh        # one pytest process (default 3, pytest-xdist --dist loadfile:
+#                                                 # each worker has its own local stack, Airflow home and ports;
+#                                                 # an end-to-end file keeps ~0.6 of a core busy, most of its time
+#                                                 # goes to waiting on Ray and on deadlines, so 3 fill 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lanes=()
@@ -43,7 +45,7 @@ for lane in "${lanes[@]}"; do
   echo "== lane $lane: $("$venv/bin/python" -c 'import airflow; print("Airflow", airflow.__version__)') (AIRFLOW_HOME $AIRFLOW_HOME)"
   lane_started=$(date +%s)
   set +e
-  "$venv/bin/pytest" -n "${KUBERAY_TEST_WORKERS:-2}" --dist loadfile "${selection[@]}" \
+  "$venv/bin/pytest" -n "${KUBERAY_TEST_WORKERS:-3}" --dist loadfile "${selection[@]}" \
     --junitxml=".lanes/$lane.junit.xml" "$@"
   rc=$?
   set -e

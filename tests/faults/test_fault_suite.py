@@ -70,21 +70,33 @@ def test_cluster_never_ready_hits_pre_running_deadline(kube, namespace, capfd, a
     assert_nothing_left()
 
 
-def test_raycluster_deleted_mid_run_converges(kube, namespace, assert_nothing_left):
+def test_raycluster_deleted_mid_run_is_recreated_and_the_task_succeeds(kube, namespace, assert_nothing_left):
+    """KubeRay's usual K8sJobMode path (rayjob-status-sequences.md §7): the operator re-creates the RayCluster under
+    the same name, the submitter's next pod re-submits the same job id, the job re-runs from scratch and succeeds.
+    The task just keeps waiting: it ends in success, and nothing leaks."""
+    seen: dict = {}
+
     def delete_cluster():
         job = wait_until(lambda: _running(kube, namespace), timeout=180)
-        kube.delete_object(c.RAYCLUSTER_KIND, job["status"]["rayClusterName"], namespace)
+        seen.update(name=job["metadata"]["name"], cluster=job["status"]["rayClusterName"],
+                    job_id=job["status"]["jobId"], started=job["status"]["rayJobInfo"]["startTime"])
+        kube.delete_object(c.RAYCLUSTER_KIND, seen["cluster"], namespace)
 
     helper = in_background(delete_cluster)
     run = _run_one("fault_cluster_deleted", namespace, "python -c \"import time; time.sleep(8); print('ok')\"",
                    timeout=420)
     join_checked(helper)
-    # KubeRay re-creates the cluster and re-submits the same job id: the task ends, and nothing leaks either way
-    assert task_states(run)["train"] in ("success", "failed")
-    assert_nothing_left(rayjobs_kept=1 if task_states(run)["train"] == "success" else 0)
+    assert task_states(run) == {"train": "success"}
+    final = kube.get_rayjob(seen["name"], namespace)["status"]
+    assert (final["jobDeploymentStatus"], final["jobStatus"]) == ("Complete", "SUCCEEDED")
+    assert (final["rayClusterName"], final["jobId"]) == (seen["cluster"], seen["job_id"])  # same names, re-submitted
+    assert final["rayJobInfo"]["startTime"] != seen["started"]  # the job re-ran from scratch
+    events = kube.list_events(namespace, f"involvedObject.name={seen['name']},involvedObject.kind=RayJob")
+    assert [e["reason"] for e in events].count("CreatedRayCluster") == 2
+    assert_nothing_left(rayjobs_kept=1)
 
 
-def test_ray_head_killed_mid_run_converges(kube, local_stack, namespace, assert_nothing_left):
+def test_ray_head_killed_mid_run_converges(kube, local_stack, namespace, assert_nothing_left, record_property):
     def kill_head():
         wait_until(lambda: _running(kube, namespace), timeout=180)
         pids = wait_until(lambda: local_stack.ray_pids(), timeout=30)
@@ -93,7 +105,12 @@ def test_ray_head_killed_mid_run_converges(kube, local_stack, namespace, assert_
     helper = in_background(kill_head)
     run = _run_one("fault_head_killed", namespace, "python -c \"import time; time.sleep(15); print('ok')\"", timeout=420)
     join_checked(helper)
+    # Timing decides (the job may finish on a restarted head, or fail with it): the outcome is recorded in the
+    # report (junit property "outcome"); either way the task ends, the failure path deletes the RayJob, and no
+    # RayCluster or Ray process is left.
     state = task_states(run)["train"]
+    record_property("outcome", state)
+    print(f"head killed mid-run: the task ended in {state}")
     assert state in ("success", "failed")
     assert_nothing_left(rayjobs_kept=1 if state == "success" else 0)
 

@@ -121,7 +121,17 @@ def test_rayjob_deleted_mid_run_fails_the_task(kube, local_stack, namespace, cap
     assert task_states(dag_run) == {"train": "failed"}
     assert "was deleted while the task waited" in capfd.readouterr().out
     wait_until(lambda: _rayjobs(kube, namespace) == [], timeout=60)
-    _no_cluster_left(local_stack, kube, namespace)
+    # Kubernetes' garbage collector follows the ownerReferences: the RayCluster, the submitter Job, every pod and
+    # the head service go, and with them every Ray process (rayjob-status-sequences.md §9).
+    wait_until(lambda: kube.list_objects(c.RAYCLUSTER_KIND, namespace) == [], timeout=30)
+    from kubernetes import client
+
+    batch, core = client.BatchV1Api(kube.get_conn()), kube.core_v1_client
+    wait_until(lambda: batch.list_namespaced_job(namespace).items == [], timeout=30)
+    wait_until(lambda: kube.list_pods(namespace, "") == [], timeout=30)
+    wait_until(lambda: core.list_namespaced_service(namespace).items == [], timeout=30)
+    wait_until(lambda: local_stack.controller.running_clusters() == {}, timeout=30)
+    assert local_stack.leftover_ray_pids() == []
 
 
 def test_execution_timeout_runs_on_kill_which_deletes_the_rayjob(kube, local_stack, namespace, capfd):

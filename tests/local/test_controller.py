@@ -244,43 +244,6 @@ def test_active_deadline_exceeded_while_running(crd, core, namespace, local_stac
 
 
 @pytest.mark.slow
-def test_raycluster_deleted_mid_run_is_recreated_and_job_resubmitted(crd, core, namespace, local_stack) -> None:
-    body = rayjob("phoenix", "python -c \"import time; print('run', flush=True); time.sleep(8)\"")
-    rec = create(crd, core, namespace, body)
-    running = wait_for(lambda: rec.statuses and rec.statuses[-1].get("jobStatus") == "RUNNING" and rec.statuses[-1],
-                       RAY_TIMEOUT)
-    rc_name, job_id = running["rayClusterName"], running["jobId"]
-    first_start = running["rayJobInfo"]["startTime"]
-    crd.delete_namespaced_custom_object(GROUP, VERSION, namespace, "rayclusters", rc_name)
-    final = rec.wait_state(("Complete", "Failed"), RAY_TIMEOUT)
-    assert (final["jobDeploymentStatus"], final["jobStatus"]) == ("Complete", "SUCCEEDED")
-    assert final["rayClusterName"] == rc_name and final["jobId"] == job_id  # same names, job re-submitted
-    assert final["rayJobInfo"]["startTime"] != first_start
-    assert any(s.get("jobStatusCheckFailureStartTime") for s in rec.statuses)
-    assert events(core, namespace, "phoenix").count("CreatedRayCluster") == 2
-    assert len(core.list_namespaced_pod(namespace, label_selector="job-name=phoenix").items) >= 2
-    rec.stop()
-
-
-@pytest.mark.slow
-def test_rayjob_deleted_mid_run_stops_everything(crd, core, namespace, local_stack) -> None:
-    body = rayjob("gone", "python -c \"import time; print('started', flush=True); time.sleep(300)\"")
-    rec = create(crd, core, namespace, body)
-    wait_for(lambda: rec.statuses and rec.statuses[-1].get("jobStatus") == "RUNNING", RAY_TIMEOUT)
-    pids = [p for pids in local_stack.controller.running_clusters().values() for p in pids]
-    assert pids
-    crd.delete_namespaced_custom_object(GROUP, VERSION, namespace, "rayjobs", "gone")
-    wait_for(lambda: not crd.list_namespaced_custom_object(GROUP, VERSION, namespace, "rayjobs")["items"], 30)
-    wait_for(lambda: not crd.list_namespaced_custom_object(GROUP, VERSION, namespace, "rayclusters")["items"], 30)
-    wait_for(lambda: not client.BatchV1Api(core.api_client).list_namespaced_job(namespace).items, 30)
-    wait_for(lambda: not core.list_namespaced_pod(namespace).items, 30)
-    wait_for(lambda: not core.list_namespaced_service(namespace).items, 30)
-    wait_for(lambda: not local_stack.controller.running_clusters(), 30)
-    assert local_stack.leftover_ray_pids() == []
-    rec.stop()
-
-
-@pytest.mark.slow
 def test_submitter_failure(crd, core, namespace) -> None:
     body = rayjob("subfail", annotations={SIMULATE: "submitter-failure"}, shutdownAfterJobFinishes=True)
     rec = create(crd, core, namespace, body)
