@@ -204,7 +204,7 @@ def test_argument_helpers_match_the_job_clis() -> None:
         champion_uri="gs://b/pointers/churn.json"))  # fmt: skip
     assert (parsed.features_table, gated.gate_metric, gated.promotion_margin) == ("out.features", "logloss", 0.02)
     assert gated.champion_uri == "gs://b/pointers/churn.json"
-    assert churn_train.parse_args(train[:train.index("--gate-metric")] + ["--model-uri", "gs://b/m/r2"]
+    assert churn_train.parse_args([*train[:train.index("--gate-metric")], "--model-uri", "gs://b/m/r2"]
                                   ).champion_uri == "gs://b/m/champion.json"
 
 
