@@ -169,8 +169,10 @@ def read_champion(metrics_table: str, metric: str, config: Any) -> dict[str, Any
 
     sql = (f"SELECT run_id, model_uri, {metric} AS value FROM `{metrics_table}` "
            f"WHERE split = '{CHAMPION_SPLIT}' ORDER BY trained_at DESC LIMIT 1")  # metric: one of GATE_METRICS
+    client = bigquery_client(config)
     try:
-        rows = [dict(row) for row in bigquery_client(config).query(sql).result()]
+        client.get_table(metrics_table)  # the first run of a pipeline has no metrics table yet
+        rows = [dict(row) for row in client.query(sql).result()]
     except NotFound:
         return None
     return rows[0] if rows else None
