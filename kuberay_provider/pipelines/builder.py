@@ -397,8 +397,9 @@ def retraining_pipeline(
             kubernetes_conn_id=kubernetes_conn_id,
             execution_timeout=train_timeout,
             trigger_rule="none_failed_min_one_success",
-            outlets=[assets[role] for role in ("metrics", "predictions") if role in assets],
-            **dict(rayjob_kwargs or {}),
+            **{**dict(rayjob_kwargs or {}), "outlets": [  # the user's outlets (rayjob_kwargs) are added to ours
+                *(assets[role] for role in ("metrics", "predictions") if role in assets),
+                *(dict(rayjob_kwargs or {}).get("outlets") or [])]},
         )
         confirm = RayClusterDeletedSensor(
             task_id="confirm_teardown",

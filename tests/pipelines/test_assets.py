@@ -61,6 +61,9 @@ def test_templated_tables_need_asset_tables_and_an_empty_mapping_declares_none()
     dag = build(spark_mode="local", **templated, asset_tables={"features": "p-2.ds.features", "metrics": "p-2.ds.m"})
     assert _uris(dag.get_task("g.etl_local").outlets) == ["bigquery://p-2/ds/features"]
     assert _uris(dag.get_task("g.train").outlets) == ["bigquery://p-2/ds/m"]
+    extra = pipeline_assets({"features": "p-3.reports.weekly"})["features"]
+    dag = build(spark_mode="local", rayjob_kwargs={"outlets": [extra]})
+    assert _uris(dag.get_task("g.train").outlets)[-1] == "bigquery://p-3/reports/weekly"  # added to the pipeline's
     dag = build(spark_mode="local", asset_tables={})
     assert dag.get_task("g.etl_local").outlets == [] and dag.get_task("g.train").outlets == []
 
