@@ -21,6 +21,16 @@ On the local stack, ``kuberay-local up --dir DIR`` writes the emulator's values 
 ``AIRFLOW_VAR_KUBERAY_BQ_PROJECT``, ``AIRFLOW_VAR_KUBERAY_BQ_REST_ENDPOINT``, ``AIRFLOW_VAR_KUBERAY_BQ_GRPC_ENDPOINT``
 and ``AIRFLOW_VAR_KUBERAY_MODEL_ROOT`` (``source DIR/env``; ``scripts/demo.sh`` runs this DAG that way).
 
+**Assets.** The features, metrics and predictions tables are Airflow assets (datasets on Airflow 2),
+``bigquery://<project>/<dataset>/<table>``, outlets of the ETL and train tasks; ``dags/churn_predictions_report.py``
+is scheduled on the predictions. Asset URIs are fixed at parse time, so they read ``kuberay_bq_project`` and
+``kuberay_bq_dataset`` only from the environment (``AIRFLOW_VAR_KUBERAY_BQ_PROJECT``/``_DATASET``), else the defaults.
+
+**Quality gate.** After training, the new model's holdout AUC is compared with the champion's (the newest
+``champion`` row of the metrics table): it is promoted (a ``champion`` row, and ``champion.json`` in the model root)
+only when better by at least the param ``promotion_margin`` (default 0.0: any improvement); otherwise it stays a
+challenger, the reason is in the ``train`` task's log, and the run still succeeds.
+
 The trigger param ``spark_mode`` overrides the Variable for one run. Each run trains on the
 ``feature_window_days`` (param, default 56) before the end of its data interval; the last ``label_days`` of it
 decide the label. Connection: ``kubernetes_default`` (the GKE cluster, or the one ``kuberay-local up`` writes).
@@ -31,6 +41,7 @@ from __future__ import annotations
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, Param
 
+from kuberay_provider.pipelines.assets import churn_asset_tables
 from kuberay_provider.pipelines.builder import retraining_pipeline
 
 
@@ -54,6 +65,9 @@ with DAG(
         "spark_mode": Param("", type="string", enum=["", "local", "spark_operator"],
                             description="Override the kuberay_spark_mode Variable for this run"),
         "feature_window_days": Param(56, type="integer", minimum=8, description="Days of events used per run"),
+        "promotion_margin": Param(0.0, type="number", minimum=0,
+                                  description="Promote the new model only if its holdout AUC beats the champion's "
+                                              "by at least this much"),
     },
     doc_md=__doc__,
 ) as dag:
@@ -83,4 +97,6 @@ with DAG(
         num_boost_round=100,
         rayjob_kwargs={"ttl_seconds_after_finished": 5, "pre_running_deadline_seconds": 600},
         teardown_poke_interval=2,
+        asset_tables=churn_asset_tables(),
+        promotion_margin="{{ params.promotion_margin }}",
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: name -> Airflow 2 module that defines it (the fallback when common-compat lacks the name).
+#: name -> Airflow 2 module that defines it (the fallback when common-compat lacks the name); ``module:attr`` when
+#: Airflow 2 calls it differently (an Asset is a Dataset there).
 AIRFLOW_2_LOCATIONS: dict[str, str] = {
     "AirflowException": "airflow.exceptions",
     "AirflowSkipException": "airflow.exceptions",
@@ -34,6 +35,7 @@ AIRFLOW_2_LOCATIONS: dict[str, str] = {
     "get_current_context": "airflow.operators.python",
     "DecoratedOperator": "airflow.decorators.base",
     "task_decorator_factory": "airflow.decorators.base",
+    "Asset": "airflow.datasets:Dataset",
 }
 
 __all__ = sorted(AIRFLOW_2_LOCATIONS)
@@ -53,7 +55,8 @@ def __getattr__(name: str) -> Any:
     try:
         value = _from_common_compat(name)
     except (AttributeError, ImportError):
-        value = getattr(importlib.import_module(AIRFLOW_2_LOCATIONS[name]), name)
+        module, _, attr = AIRFLOW_2_LOCATIONS[name].partition(":")
+        value = getattr(importlib.import_module(module), attr or name)
     globals()[name] = value  # resolved once per process
     return value
 

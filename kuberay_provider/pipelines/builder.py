@@ -94,13 +94,28 @@ def etl_arguments(*, window_start: str, window_end: str, raw_events_table: str, 
 
 def train_arguments(*, features_table: str, metrics_table: str, predictions_table: str, model_uri: str,
                     bigquery_project: str, num_workers: int, num_boost_round: int,
-                    run_id: str = "{{ run_id }}") -> list[str]:
+                    run_id: str = "{{ run_id }}", gate_metric: str = "auc", promotion_margin: float | str = 0.0,
+                    champion_uri: str | None = None) -> list[str]:
     """The ``churn_train.py`` CLI arguments (templated strings)."""
     return [
         "--features-table", features_table, "--metrics-table", metrics_table,
         "--predictions-table", predictions_table, "--model-uri", model_uri, "--project", bigquery_project,
         "--run-id", run_id, "--num-workers", str(num_workers), "--num-boost-round", str(num_boost_round),
+        "--gate-metric", gate_metric, "--promotion-margin", str(promotion_margin),
+        *(["--champion-uri", champion_uri] if champion_uri else []),
     ]  # fmt: skip
+
+
+def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> dict[str, str]:
+    """The pipeline tables whose names are known when the DAG is parsed (literals), qualified with the project
+    when that is a literal too; templated names are left out (pass ``asset_tables`` for them)."""
+    project = None if _is_template(bigquery_project) else bigquery_project
+    chosen = {}
+    for role, table in tables.items():
+        if _is_template(table) or (table.count(".") == 1 and project is None):
+            continue
+        chosen[role] = table if table.count(".") == 2 else f"{project}.{table}"
+    return chosen
 
 
 def render_spark_application(template: str | Path, **values: Any) -> dict[str, Any]:
@@ -190,6 +205,10 @@ def retraining_pipeline(
     teardown_timeout: float = 600.0,
     teardown_poke_interval: float = 5.0,
     rayjob_kwargs: Mapping[str, Any] | None = None,
+    asset_tables: Mapping[str, str] | None = None,
+    gate_metric: str = "auc",
+    promotion_margin: float | str = 0.0,
+    champion_uri: str | None = None,
 ) -> Any:
     """Build the ETL → train → confirm-teardown TaskGroup inside the current DAG context; returns the TaskGroup.
 
@@ -219,6 +238,19 @@ def retraining_pipeline(
     :param teardown_timeout: seconds ``confirm_teardown`` waits for the training cluster to be gone before failing.
     :param teardown_poke_interval: seconds between its checks.
     :param rayjob_kwargs: extra :class:`RayJobOperator` arguments (e.g. ``deferrable``, ``ttl_seconds_after_finished``).
+    :param asset_tables: ``{"features" | "metrics" | "predictions": "[project.]dataset.table"}``, the literal names
+        of the Airflow assets (datasets on Airflow 2) declared as outlets of the tasks that write those tables
+        (``bigquery://project/dataset/table``, see :mod:`kuberay_provider.pipelines.assets`): the ETL tasks for
+        features, ``train`` for metrics and predictions. Default: the table parameters that are literals; ``{}``
+        declares none. Needed for templated table names, since asset URIs are fixed when the DAG is parsed.
+    :param gate_metric: the holdout metric of the quality gate: ``auc`` (default), ``accuracy`` or ``logloss``.
+    :param promotion_margin: the quality gate's margin (templated, e.g. ``"{{ params.promotion_margin }}"``): the
+        new model becomes champion only if its holdout ``gate_metric`` beats the champion's (the newest
+        ``split='champion'`` row of ``metrics_table``) by at least this much; otherwise it is kept as a challenger,
+        the reason is in the train task's log, and the run still succeeds. See
+        :mod:`kuberay_provider.pipelines.jobs.gate`.
+    :param champion_uri: the champion pointer the gate writes on promotion (default ``champion.json`` next to
+        ``model_uri``'s directory).
     """
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
@@ -255,6 +287,22 @@ def retraining_pipeline(
             "image that installs it")
     if cluster_pip is not None and (isinstance(cluster_pip, str) or not all(isinstance(r, str) for r in cluster_pip)):
         raise InvalidParameterError("cluster_pip", cluster_pip, "must be a list of requirement strings")
+    from kuberay_provider.pipelines.assets import pipeline_assets
+    from kuberay_provider.pipelines.jobs.gate import GATE_METRICS, check_margin
+
+    if gate_metric not in GATE_METRICS:
+        raise InvalidParameterError("gate_metric", gate_metric, f"must be one of {sorted(GATE_METRICS)}")
+    if not _is_template(promotion_margin):
+        try:
+            check_margin(promotion_margin)
+        except ValueError:
+            raise InvalidParameterError("promotion_margin", promotion_margin,
+                                        "must be a finite number ≥ 0 (or a template rendering to one)") from None
+    if asset_tables is not None and not isinstance(asset_tables, Mapping):
+        raise InvalidParameterError("asset_tables", asset_tables, "must be a mapping of role to table name")
+    assets = pipeline_assets(default_asset_tables(
+        {"features": features_table, "metrics": metrics_table, "predictions": predictions_table}, bigquery_project,
+    ) if asset_tables is None else asset_tables)  # fmt: skip
 
     env = {"KUBERAY_BQ_PROJECT": bigquery_project, **dict(bigquery_env or {})}
     modes = SPARK_MODES if _is_template(spark_mode) else (spark_mode,)
@@ -280,6 +328,7 @@ def retraining_pipeline(
                 env={**env, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": python},
                 append_env=True,
                 execution_timeout=etl_timeout,
+                outlets=[assets["features"]] if "features" in assets else [],
                 doc_md="Runs churn_etl.py with local Spark in the worker (dev/CI only). Pushes its JSON summary.",
             ))  # fmt: skip
         if "spark_operator" in modes:
@@ -306,6 +355,7 @@ def retraining_pipeline(
                 get_logs=True,
                 delete_on_termination=True,
                 execution_timeout=etl_timeout,
+                outlets=[assets["features"]] if "features" in assets else [],
             ))  # fmt: skip
 
         from kuberay_provider.pipelines.packaging import CLUSTER_PIP, with_pip, with_py_modules
@@ -333,7 +383,8 @@ def retraining_pipeline(
             _quote(p) for p in ["python", "-m", "kuberay_provider.pipelines.jobs.churn_train", *train_arguments(
                 features_table=features_table, metrics_table=metrics_table, predictions_table=predictions_table,
                 model_uri=model_uri, bigquery_project=bigquery_project, num_workers=num_workers,
-                num_boost_round=num_boost_round)]
+                num_boost_round=num_boost_round, gate_metric=gate_metric, promotion_margin=promotion_margin,
+                champion_uri=champion_uri)]
         )  # fmt: skip
         train = RayJobOperator(
             task_id="train",
@@ -346,7 +397,9 @@ def retraining_pipeline(
             kubernetes_conn_id=kubernetes_conn_id,
             execution_timeout=train_timeout,
             trigger_rule="none_failed_min_one_success",
-            **dict(rayjob_kwargs or {}),
+            **{**dict(rayjob_kwargs or {}), "outlets": [  # the user's outlets (rayjob_kwargs) are added to ours
+                *(assets[role] for role in ("metrics", "predictions") if role in assets),
+                *(dict(rayjob_kwargs or {}).get("outlets") or [])]},
         )
         confirm = RayClusterDeletedSensor(
             task_id="confirm_teardown",
@@ -368,5 +421,5 @@ def retraining_pipeline(
     return group
 
 
-__all__: Sequence[str] = ("SPARK_MODES", "choose_spark_mode", "etl_arguments", "render_spark_application",
-                          "retraining_pipeline", "train_arguments")  # fmt: skip
+__all__: Sequence[str] = ("SPARK_MODES", "choose_spark_mode", "default_asset_tables", "etl_arguments",
+                          "render_spark_application", "retraining_pipeline", "train_arguments")  # fmt: skip

@@ -8,7 +8,7 @@ import pendulum
 import pytest
 
 from kuberay_provider import constants as c
-from tests.integration.airflow_support import run_dag, task_states, wait_until, xcom
+from tests.integration.airflow_support import in_background, join_checked, run_dag, task_states, wait_until, xcom
 from tests.integration.conftest import airflow_db, kube  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.composer]
@@ -73,3 +73,46 @@ def test_deferrable_return_value(kube, namespace):  # noqa: F811
     assert xcom(dag_run, "describe") == {"greeting": "hello ray hello ray", "python": [3, 11]}
     summary = xcom(dag_run, "describe", key="rayjob")
     assert summary["job_status"] == "SUCCEEDED" and summary["namespace"] == namespace
+
+
+def test_retry_after_a_worker_crash_reattaches_and_returns_the_value(kube, local_stack, namespace, capfd):  # noqa: F811
+    """Try 1's worker "crashes" while the RayJob runs: its wait and its cleanup die (the machinery of
+    ``test_rayjob_lifecycle``'s re-attach test: 403s on the RayJob requests and dropped watches), the RayJob keeps
+    running; try 2 re-attaches to it instead of submitting again and still returns the function's value as XCom."""
+    import datetime as dt
+
+    from airflow.providers.common.compat.sdk import DAG, task
+
+    faults = local_stack.server.faults
+
+    def crash_try_one_once_running() -> None:
+        wait_until(lambda: any((j.get("status") or {}).get("jobStatus") == "RUNNING"
+                               for j in kube.list_rayjobs(namespace)), timeout=120)
+        faults.fail_next(1, 403, method="GET", path_contains="/rayjobs")
+        faults.fail_next(3, 403, method="DELETE", path_contains="/rayjobs")
+        faults.drop_watches()
+
+    with DAG(dag_id="decorator_reattach", schedule=None, start_date=START, catchup=False) as dag:
+        @task.ray_job(namespace=namespace, deferrable=False, retries=1, retry_delay=dt.timedelta(seconds=0), **RAY)
+        def slow_sum(values: list[int]) -> dict:
+            import time
+
+            time.sleep(20)
+            return {"sum": sum(values), "n": len(values)}
+
+        slow_sum([1, 2, 3, 4])
+    helper = in_background(crash_try_one_once_running)
+    dag_run = run_dag(dag)
+    join_checked(helper)
+    faults.clear()
+    assert task_states(dag_run) == {"slow_sum": "success"}
+    assert xcom(dag_run, "slow_sum") == {"sum": 10, "n": 4}  # the value of the one Ray run, read after re-attaching
+    summary = xcom(dag_run, "slow_sum", key="rayjob")
+    assert summary["reattached"] is True and summary["job_status"] == "SUCCEEDED"
+    [job] = kube.list_rayjobs(namespace)  # one RayJob for both tries, created by try 1
+    assert job["metadata"]["labels"][c.TRY_NUMBER_LABEL] == "1"
+    creates = [r for r in local_stack.server.external_requests()
+               if r.method == "POST" and r.path.endswith(f"/namespaces/{namespace}/rayjobs")]
+    assert len(creates) == 1
+    assert "Re-attaching to RayJob" in capfd.readouterr().out
+    wait_until(lambda: kube.list_objects(c.RAYCLUSTER_KIND, namespace) == [], timeout=120)

@@ -197,6 +197,15 @@ def test_argument_helpers_match_the_job_clis() -> None:
                             model_uri="/m", bigquery_project="proj-1", num_workers=2, num_boost_round=5, run_id="r1")
     parsed = churn_train.parse_args(train)
     assert (parsed.num_workers, parsed.num_boost_round, parsed.run_id) == (2, 5, "r1")
+    assert (parsed.gate_metric, parsed.promotion_margin, parsed.champion_uri) == ("auc", 0.0, "/champion.json")
+    gated = churn_train.parse_args(train_arguments(
+        features_table="out.features", metrics_table="out.metrics", predictions_table="out.p", model_uri="gs://b/m/r1",
+        bigquery_project="proj-1", num_workers=2, num_boost_round=5, gate_metric="logloss", promotion_margin="0.02",
+        champion_uri="gs://b/pointers/churn.json"))  # fmt: skip
+    assert (parsed.features_table, gated.gate_metric, gated.promotion_margin) == ("out.features", "logloss", 0.02)
+    assert gated.champion_uri == "gs://b/pointers/churn.json"
+    assert churn_train.parse_args([*train[:train.index("--gate-metric")], "--model-uri", "gs://b/m/r2"]
+                                  ).champion_uri == "gs://b/m/champion.json"
 
 
 # ----------------------------------------------------------------------------------------------- bad parameters
@@ -218,6 +227,11 @@ def test_argument_helpers_match_the_job_clis() -> None:
     ({"teardown_poke_interval": "5"}, "teardown_poke_interval", "seconds > 0"),
     ({"spark_mode": "spark_operator", "spark_application_template": "/nonexistent.yaml"},
      "spark_application_template", "existing YAML file"),
+    ({"gate_metric": "f1"}, "gate_metric", "one of ['accuracy', 'auc', 'logloss']"),
+    ({"promotion_margin": -0.01}, "promotion_margin", "finite number ≥ 0"),
+    ({"promotion_margin": "a lot"}, "promotion_margin", "finite number ≥ 0"),
+    ({"asset_tables": {"model": "p-1.d.t"}}, "asset_tables", "keys must be among"),
+    ({"asset_tables": ["p-1.d.t"]}, "asset_tables", "mapping of role to table name"),
 ])  # fmt: skip
 def test_bad_parameters_are_rejected_naming_the_parameter(overrides: dict[str, Any], parameter: str, rule: str) -> None:
     with pytest.raises(InvalidParameterError) as exc:

@@ -24,12 +24,14 @@ import yaml
 from kuberay_provider.local.stack import LocalStack
 from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 from tests.integration.airflow_support import run_dag, task_states, xcom
+from tests.pipelines.asset_support import asset_events, queued_consumers, register_dags
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 20_000
 END = datetime(2026, 11, 16, tzinfo=UTC)  # the seed's window ends here; so does the run's data interval
 GROUP = "churn"
+ASSETS = "bigquery://local-project/churn"  # the DAG's table assets (bigquery://project/dataset/table)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,18 @@ def _expected_features(rows: int) -> tuple[dict[int, int], dict[int, int]]:
     return {int(c): int(c not in later) for c in counts}, {int(c): int(n) for c, n in counts.items()}
 
 
+def _consumer_dag() -> Any:
+    import runpy
+
+    return runpy.run_path(str(REPO / "dags" / "churn_predictions_report.py"))["dag"]
+
+
+def _champions(client: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in client.query(
+        "SELECT run_id, model_uri, auc FROM `local-project.churn.metrics` WHERE split = 'champion' "
+        "ORDER BY trained_at").result()]  # fmt: skip
+
+
 def _list(stack: LocalStack, plural: str) -> list[dict[str, Any]]:
     import urllib.request
 
@@ -122,6 +136,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     bag = DagBag(dag_folder=str(REPO / "dags" / "ray_retraining.py"))
     assert bag.import_errors == {}
     dag = bag.get_dag("ray_retraining")
+    register_dags(_consumer_dag())  # scheduled on the predictions asset, unpaused
 
     java_before = set(_java_descendants())  # e.g. the session Spark of tests/bigquery, when the whole suite runs
     started = time.monotonic()
@@ -169,7 +184,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     # Training: metrics per split for this run, a learnable signal, a prediction per feature row, a saved model.
     metrics = {row["split"]: dict(row) for row in client.query(
         "SELECT split, rows, auc, logloss, accuracy, num_workers FROM `local-project.churn.metrics` "
-        f"WHERE run_id = '{dag_run.run_id}'").result()}  # fmt: skip
+        f"WHERE run_id = '{dag_run.run_id}' AND split != 'champion'").result()}  # fmt: skip
     assert set(metrics) == {"train", "holdout"}
     assert metrics["train"]["rows"] + metrics["holdout"]["rows"] == features
     assert metrics["holdout"]["auc"] > 0.7 and 0 < metrics["holdout"]["logloss"] < 0.7, metrics
@@ -189,6 +204,22 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     assert booster.num_features() == len(FEATURE_COLUMNS)
     assert '"job": "churn_train"' in out + err  # the driver's summary was streamed into the task log
 
+    # Quality gate, first run: no champion yet, so the model is promoted: a champion row and the pointer.
+    champion = _champions(client)
+    assert [(c["run_id"], c["model_uri"]) for c in champion] == [(dag_run.run_id, str(model))]
+    assert champion[0]["auc"] == pytest.approx(metrics["holdout"]["auc"])
+    pointer = json.loads((stack.model_root / "champion.json").read_text())
+    assert pointer["run_id"] == dag_run.run_id and pointer["model_uri"] == str(model)
+    assert pointer["metric"] == "auc" and pointer["value"] == pytest.approx(metrics["holdout"]["auc"])
+    assert metadata["gate"]["decision"] == "promoted"
+    assert "Quality gate: PROMOTED to champion: no champion yet" in out + err
+
+    # Assets: Airflow recorded an event per table for this run and queued the DAG scheduled on the predictions.
+    for table, task in (("features", "etl_local"), ("metrics", "train"), ("predictions", "train")):
+        events = [e for e in asset_events(f"{ASSETS}/{table}") if e["dag_id"] == "ray_retraining"]
+        assert events == [{"dag_id": "ray_retraining", "task_id": f"{GROUP}.{task}", "run_id": dag_run.run_id}], table
+    assert queued_consumers(f"{ASSETS}/predictions") == {"churn_predictions_report"}
+
     # Teardown: the RayJob succeeded and is kept (cleanup_policy on_failure); no cluster, no Ray or Java process.
     train = xcom(dag_run, f"{GROUP}.train")
     assert train["job_status"] == "SUCCEEDED" and train["deployment_status"] == "Complete"
@@ -199,3 +230,57 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     per_task = " ".join(f"{ti.task_id.split('.')[-1]}={ti.duration or 0:.1f}s" for ti in dag_run.get_task_instances())
     print(f"ray_retraining end to end: {seconds:.1f}s ({per_task}); {etl['events_read']} events, {features} features, "
           f"holdout AUC {metrics['holdout']['auc']:.3f}")
+
+
+def test_a_second_run_that_does_not_beat_the_champion_by_the_margin_is_held_back(
+        stack, seeded, airflow_home, monkeypatch, tmp_path, capfd) -> None:
+    """The quality gate's second run, on the same stack after ``test_retraining_dag_end_to_end`` promoted the
+    first model: the week before, with ``promotion_margin=1.0`` (no AUC beats a champion by 1), so the new model is
+    kept as a challenger: the run succeeds, its metrics are recorded, no champion row, the pointer is unchanged."""
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from kuberay_provider.bigquery.clients import bigquery_client
+
+    pointer_file = stack.model_root / "champion.json"
+    assert pointer_file.is_file(), "needs the champion of test_retraining_dag_end_to_end (same module, run first)"
+    pointer_before = pointer_file.read_text()
+    client = bigquery_client(stack.bigquery_emulator.config)
+    champions_before = _champions(client)
+    assert len(champions_before) == 1
+    for key, value in stack.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("SPARK_LOCAL_DIRS", str(tmp_path / "spark"))
+    monkeypatch.setenv("AIRFLOW_VAR_KUBERAY_STAGING_URI", str(tmp_path / "staging"))
+    dag = DagBag(dag_folder=str(REPO / "dags" / "ray_retraining.py")).get_dag("ray_retraining")
+    week_before = END - timedelta(weeks=1)
+    started = time.monotonic()
+    dag_run = run_dag(dag, logical_date=week_before, run_conf={"promotion_margin": 1.0})
+    seconds = time.monotonic() - started
+    out, err = capfd.readouterr()
+    assert task_states(dag_run)[f"{GROUP}.train"] == "success", (out + err)[-6000:]  # held back is not a failure
+    assert set(task_states(dag_run).values()) <= {"success", "skipped"}
+
+    splits = {row["split"]: row["auc"] for row in client.query(
+        f"SELECT split, auc FROM `local-project.churn.metrics` WHERE run_id = '{dag_run.run_id}'").result()}
+    assert set(splits) == {"train", "holdout"} and splits["holdout"] > 0.5  # recorded, and not promoted
+    assert _champions(client) == champions_before
+    assert pointer_file.read_text() == pointer_before
+    challenger = stack.model_root / week_before.strftime("%Y%m%d")
+    gate = json.loads((challenger / "metadata.json").read_text())["gate"]
+    assert (gate["decision"], gate["promote"], gate["metric"], gate["margin"]) == ("challenger", False, "auc", 1.0)
+    assert gate["candidate"] == pytest.approx(splits["holdout"]) and gate["champion"] == pytest.approx(
+        champions_before[0]["auc"])
+    assert (stack.model_root / END.strftime("%Y%m%d") / "model.json").is_file()  # the champion's model is intact
+    log = out + err
+    assert "Quality gate: HELD BACK as challenger: holdout auc" in log
+    assert "does not beat the champion by the margin 1; kept as challenger" in log
+    assert f"champion: run {champions_before[0]['run_id']}" in log
+    # The predictions are this run's (stamped with its run_id and model): their asset gets an event; the gate
+    # decides which model is champion, not which predictions are written.
+    assert asset_events(f"{ASSETS}/predictions")[-1]["run_id"] == dag_run.run_id
+    assert stack.ray_pids() == [] and stack.leftover_ray_pids() == []
+    print(f"ray_retraining second run (held back): {seconds:.1f}s; challenger holdout AUC {splits['holdout']:.3f}, "
+          f"champion {champions_before[0]['auc']:.3f}, margin 1.0")

@@ -8,10 +8,15 @@ Steps, all inside the Ray cluster (nothing passes through Airflow):
    are reported every ``--report-every`` rounds, not every round, because each report waits for the Train
    controller's health-check tick);
 4. score every row with Ray Data (batch inference), compute AUC, log loss and accuracy per split;
-5. write the metrics and predictions tables with :func:`~kuberay_provider.bigquery.ray_io.write_bigquery`
-   (the predictions table is overwritten, metrics are appended: one row per split and run);
-6. save the model (XGBoost JSON) and its metadata under ``--model-uri`` (a local path, ``file://`` or ``gs://``
-   through ``pyarrow.fs``).
+5. the quality gate (:mod:`~kuberay_provider.pipelines.jobs.gate`): read the current champion's holdout metric
+   from the metrics table (the newest ``split = 'champion'`` row) and decide whether the new model beats it by
+   ``--promotion-margin``; the decision and its reason are printed (the driver log is the Airflow task log);
+6. write the metrics and predictions tables with :func:`~kuberay_provider.bigquery.ray_io.write_bigquery`
+   (the predictions table is overwritten, metrics are appended: one row per split and run, plus a ``champion`` row
+   when the model is promoted);
+7. save the model (XGBoost JSON) and its metadata (the gate decision included) under ``--model-uri`` (a local path,
+   ``file://`` or ``gs://`` through ``pyarrow.fs``); on promotion write the champion pointer ``champion.json`` next
+   to it (``--champion-uri``). A model held back stays a challenger: the job still succeeds.
 
 The last stdout line is a JSON summary: rows read, metrics, model URI, seconds.
 Connects to the job's Ray cluster when ``RAY_ADDRESS``/``--ray-address`` is set (``ray job submit`` sets it), otherwise
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import posixpath
 import sys
 import tempfile
 import time
@@ -33,6 +39,16 @@ from typing import TYPE_CHECKING, Any
 
 from kuberay_provider.pipelines.jobs._cli import fraction_arg, positive_int_arg, print_summary, qualify, table_arg
 from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, ID_COLUMNS, LABEL_COLUMN
+from kuberay_provider.pipelines.jobs.gate import (
+    CHAMPION_SPLIT,
+    DEFAULT_GATE_METRIC,
+    GATE_METRICS,
+    GateDecision,
+    champion_pointer,
+    champion_pointer_uri,
+    check_margin,
+    decide,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,10 +82,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-cpus", type=positive_int_arg("--num-cpus"), default=None, help="local Ray only")
     parser.add_argument("--object-store-mb", type=positive_int_arg("--object-store-mb", 75), default=300, help="local Ray only")
     parser.add_argument("--ray-temp-dir", default=None, help="local Ray only: a short private temp dir")
+    parser.add_argument("--gate-metric", choices=sorted(GATE_METRICS), default=DEFAULT_GATE_METRIC,
+                        help="holdout metric the quality gate compares (default auc)")
+    parser.add_argument("--promotion-margin", type=_margin_arg, default=0.0,
+                        help="promote only when better than the champion by at least this much (default 0)")
+    parser.add_argument("--champion-uri", default=None,
+                        help="the champion pointer (default: champion.json next to --model-uri)")
     args = parser.parse_args(argv)
     if not args.model_uri.strip():
         parser.error("--model-uri must not be empty")
+    if args.champion_uri is None:
+        try:
+            args.champion_uri = champion_pointer_uri(args.model_uri)
+        except ValueError as exc:
+            parser.error(f"--champion-uri is needed: {exc}")
     return args
+
+
+def _margin_arg(value: str) -> float:
+    try:
+        return check_margin(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("promotion_margin=", "--promotion-margin=")) from None
 
 
 # --------------------------------------------------------------------------------------------- pure helpers
@@ -101,17 +135,56 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, f
     }
 
 
-def write_model(model_uri: str, model_json: bytes, metadata: dict[str, Any]) -> str:
-    """Write ``model.json`` and ``metadata.json`` under ``model_uri``; returns the model file's URI."""
+def _filesystem(uri: str) -> tuple[Any, str]:
     from pyarrow import fs
 
+    return fs.FileSystem.from_uri(uri) if "://" in uri else (fs.LocalFileSystem(), os.path.abspath(uri))
+
+
+def write_model(model_uri: str, model_json: bytes, metadata: dict[str, Any]) -> str:
+    """Write ``model.json`` and ``metadata.json`` under ``model_uri``; returns the model file's URI."""
     base = model_uri.rstrip("/")
-    filesystem, path = fs.FileSystem.from_uri(base) if "://" in base else (fs.LocalFileSystem(), os.path.abspath(base))
+    filesystem, path = _filesystem(base)
     filesystem.create_dir(path, recursive=True)
     for name, payload in ((MODEL_FILE, model_json), (METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())):
         with filesystem.open_output_stream(f"{path}/{name}") as out:
             out.write(payload)
     return f"{base}/{MODEL_FILE}" if "://" in base else f"{path}/{MODEL_FILE}"
+
+
+def write_champion_pointer(champion_uri: str, pointer: dict[str, Any]) -> None:
+    """Write the champion pointer (JSON) at ``champion_uri``, replacing the previous one."""
+    filesystem, path = _filesystem(champion_uri)
+    filesystem.create_dir(posixpath.dirname(path), recursive=True)
+    with filesystem.open_output_stream(path) as out:
+        out.write(json.dumps(pointer, indent=2, sort_keys=True).encode())
+
+
+def read_champion(metrics_table: str, metric: str, config: Any) -> dict[str, Any] | None:
+    """The current champion (newest ``champion`` row of ``metrics_table``: run_id, model_uri, the metric), or None
+    when there is none yet (no such row, or no table)."""
+    from google.api_core.exceptions import NotFound
+
+    from kuberay_provider.bigquery.clients import bigquery_client
+
+    sql = (f"SELECT run_id, model_uri, {metric} AS value FROM `{metrics_table}` "
+           f"WHERE split = '{CHAMPION_SPLIT}' ORDER BY trained_at DESC LIMIT 1")  # metric: one of GATE_METRICS
+    client = bigquery_client(config)
+    try:
+        client.get_table(metrics_table)  # the first run of a pipeline has no metrics table yet
+        rows = [dict(row) for row in client.query(sql).result()]
+    except NotFound:
+        return None
+    return rows[0] if rows else None
+
+
+def gate(candidate: float | None, champion: dict[str, Any] | None, *, metric: str, margin: float) -> GateDecision:
+    """The gate's decision for this run, printed with its reason (the line lands in the Airflow task log)."""
+    decision = decide(candidate, None if champion is None else champion["value"], metric=metric, margin=margin)
+    against = "" if champion is None else f" (champion: run {champion['run_id']}, {champion['model_uri']})"
+    verdict = "PROMOTED to champion" if decision.promote else "HELD BACK as challenger"
+    print(f"Quality gate: {verdict}: {decision.reason}{against}", flush=True)
+    return decision
 
 
 # --------------------------------------------------------------------------------------------- Ray parts
@@ -260,13 +333,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             part = outcome[outcome["split"] == split]
             metrics[split] = {"rows": len(part), **binary_metrics(part[LABEL_COLUMN].to_numpy(),
                                                                  part["churn_probability"].to_numpy())}
+        champion = read_champion(metrics_table, args.gate_metric, config)
+        decision = gate(metrics["holdout"][args.gate_metric], champion, metric=args.gate_metric,
+                        margin=args.promotion_margin)
+        # The model first: a champion row or pointer never names a model that is not there.
+        saved_uri = write_model(args.model_uri, model_json, {
+            "run_id": run_id, "trained_at": trained_at.isoformat(), "features": list(FEATURE_COLUMNS),
+            "label": LABEL_COLUMN, "features_table": features_table, "metrics": metrics,
+            "xgboost_params": {"max_depth": args.max_depth, "eta": args.learning_rate, "num_boost_round": args.num_boost_round},
+            "gate": decision.as_dict(),
+        })  # fmt: skip
+        rows_by_split = [*metrics.items(), *([(CHAMPION_SPLIT, metrics["holdout"])] if decision.promote else [])]
         metrics_rows = [
             {"run_id": run_id, "split": split, "trained_at": trained_at, "features_table": features_table,
              "model_uri": model_uri, "num_workers": args.num_workers, "num_boost_round": args.num_boost_round,
              "training_seconds": round(training_seconds, 3), **{k: (float(v) if v is not None else None)
                                                                  for k, v in values.items() if k != "rows"},
              "rows": int(values["rows"])}
-            for split, values in metrics.items()
+            for split, values in rows_by_split
         ]  # fmt: skip
         write_bigquery(ray.data.from_items(metrics_rows), metrics_table, config=config, mode="append")
         # Materialised so the write is not fused with the transforms: a fused Write hands the datasink the
@@ -275,11 +359,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _stamp, batch_format="pyarrow", fn_kwargs={"run_id": run_id, "model_uri": model_uri}
         ).materialize()
         write_bigquery(predictions, predictions_table, config=config, mode="overwrite")
-        model_uri = write_model(args.model_uri, model_json, {
-            "run_id": run_id, "trained_at": trained_at.isoformat(), "features": list(FEATURE_COLUMNS),
-            "label": LABEL_COLUMN, "features_table": features_table, "metrics": metrics,
-            "xgboost_params": {"max_depth": args.max_depth, "eta": args.learning_rate, "num_boost_round": args.num_boost_round},
-        })  # fmt: skip
+        if decision.promote:
+            write_champion_pointer(args.champion_uri, champion_pointer(
+                run_id=run_id, model_uri=saved_uri, decision=decision, promoted_at=trained_at.isoformat()))
+        model_uri = saved_uri
     finally:
         if owns_ray:
             ray.shutdown()
@@ -291,6 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "num_workers": args.num_workers, "read_seconds": round(read_seconds, 2),
         "training_seconds": round(training_seconds, 2), "seconds": round(time.monotonic() - began, 2),
         "positive_rate": float(np.round(metrics["holdout"]["positive_rate"] or 0.0, 4)),
+        "gate": {**decision.as_dict(), "champion_uri": args.champion_uri},
     }  # fmt: skip
 
 

@@ -1,0 +1,90 @@
+"""Airflow assets (datasets on Airflow 2) for the retraining pipeline's BigQuery tables.
+
+The features, metrics and predictions tables are declared as outlets of the tasks that write them, with the URIs
+Airflow's Google provider uses for BigQuery assets: ``bigquery://<project>/<dataset>/<table>``. A downstream DAG
+scheduled on :func:`churn_assets`\\ ``()["predictions"]`` runs after each retraining run that wrote fresh predictions.
+
+An asset URI is fixed when the DAG file is parsed, while the tables' names are Variables read per run (templates).
+So the URIs of the shipped DAGs take their project and dataset from the **environment form** of the same Variables
+(``AIRFLOW_VAR_KUBERAY_BQ_PROJECT``, ``AIRFLOW_VAR_KUBERAY_BQ_DATASET``; what ``kuberay-local up`` writes, and a
+Composer environment variable), never from the metadata database, else the defaults ``local-project``/``churn``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kuberay_provider.errors import InvalidParameterError
+
+#: the pipeline's tables that are assets, by their role
+ASSET_ROLES = ("features", "metrics", "predictions")
+DEFAULT_PROJECT = "local-project"
+DEFAULT_DATASET = "churn"
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9.:-]{0,62}[a-z0-9]$")  # as the jobs' --*-table arguments accept
+_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_$-]{1,1024}$")
+
+
+def bigquery_asset_uri(table: str, project: str | None = None, *, param: str = "table") -> str:
+    """``[project.]dataset.table`` (``project`` fills a missing one) → ``bigquery://project/dataset/table``.
+
+    Raises :class:`InvalidParameterError` naming ``param`` for a template (an asset URI is fixed at parse time),
+    a malformed name or a missing project.
+    """
+    if not isinstance(table, str) or "{{" in table or "{%" in table:
+        raise InvalidParameterError(param, table, "must be a literal BigQuery table name [project.]dataset.table "
+                                                  "(asset URIs are fixed when the DAG is parsed, templates are not)")
+    parts = table.strip().split(".")
+    if len(parts) == 3:
+        project, dataset, name = parts
+    elif len(parts) == 2 and project:
+        dataset, name = parts
+    elif len(parts) == 2:
+        raise InvalidParameterError(param, table, "names no project: pass it as project.dataset.table")
+    else:
+        raise InvalidParameterError(param, table, "must be a BigQuery table name [project.]dataset.table")
+    if not _PROJECT_RE.match(project or ""):
+        raise InvalidParameterError(param, table, f"project {project!r} is not a BigQuery project id")
+    if not _NAME_RE.match(dataset) or not _TABLE_RE.match(name):
+        raise InvalidParameterError(param, table, "must be a BigQuery table name [project.]dataset.table")
+    return f"bigquery://{project}/{dataset}/{name}"
+
+
+def bigquery_asset(table: str, project: str | None = None, *, param: str = "table") -> Any:
+    """An Airflow ``Asset`` (a ``Dataset`` on Airflow 2) for a BigQuery table (see :func:`bigquery_asset_uri`)."""
+    from kuberay_provider.compat import Asset
+
+    return Asset(bigquery_asset_uri(table, project, param=param))
+
+
+def pipeline_assets(tables: Mapping[str, str], project: str | None = None) -> dict[str, Any]:
+    """Assets for the pipeline tables named in ``tables`` (keys from :data:`ASSET_ROLES`)."""
+    unknown = sorted(set(tables) - set(ASSET_ROLES))
+    if unknown:
+        raise InvalidParameterError("asset_tables", dict(tables), f"keys must be among {list(ASSET_ROLES)}")
+    return {role: bigquery_asset(table, project, param=f"asset_tables[{role!r}]") for role, table in tables.items()}
+
+
+def _env_variable(name: str, default: str) -> str:
+    return os.environ.get(f"AIRFLOW_VAR_{name.upper()}") or default
+
+
+def churn_asset_tables() -> dict[str, str]:
+    """``{role: project.dataset.role}`` for ``dags/ray_retraining.py``'s tables, as its assets name them (project
+    and dataset from the Variables' environment form, see the module docstring)."""
+    project = _env_variable("kuberay_bq_project", DEFAULT_PROJECT)
+    dataset = _env_variable("kuberay_bq_dataset", DEFAULT_DATASET)
+    return {role: f"{project}.{dataset}.{role}" for role in ASSET_ROLES}
+
+
+def churn_assets() -> dict[str, Any]:
+    """The assets of ``dags/ray_retraining.py``'s features/metrics/predictions tables, as both it and a downstream
+    DAG (``dags/churn_predictions_report.py``) declare them."""
+    return pipeline_assets(churn_asset_tables())
+
+
+__all__ = ("ASSET_ROLES", "bigquery_asset", "bigquery_asset_uri", "churn_asset_tables", "churn_assets",
+           "pipeline_assets")
