@@ -67,6 +67,18 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     :param allow_env: names of environment variables whose literal values the secret policy must accept even so
         (the escape hatch for a false alarm). (templated)
     :param cluster_selector: name of an existing RayCluster to run on instead of creating one.
+    :param queue_name: the Kueue ``LocalQueue`` (in the RayJob's namespace) that admits this job, set as the label
+        ``kueue.x-k8s.io/queue-name``. The RayJob is then created with ``spec.suspend: true``; Kueue admits it by
+        setting ``suspend: false`` when the queue's ClusterQueue has quota, and only then does KubeRay create the
+        cluster. While it waits the task reports it as *queued*; ``pre_running_deadline_seconds`` and the
+        ``activeDeadlineSeconds`` derived from ``timeout`` count from admission (KubeRay's new ``startTime``),
+        ``timeout`` itself counts from the start of the task. Kueue refuses a queued RayJob with
+        ``cluster_selector``, autoscaling (``min_replicas`` != ``max_replicas``), more than 7 worker groups, a
+        worker group named ``head`` or ``shutdown_after_job_finishes=False``; so does this operator, up front.
+        (templated)
+    :param priority_class: a Kueue ``WorkloadPriorityClass`` name (label ``kueue.x-k8s.io/priority-class``) that
+        orders this job in its queue and may let it preempt lower ones (a preempted job is suspended, reported as
+        queued again, and re-runs from scratch on re-admission). Needs ``queue_name``. (templated)
     :param on_existing: a still-running RayJob of an earlier try: ``reattach`` (default), ``replace`` or ``fail``.
     :param cleanup_policy: ``on_failure`` (default), ``always`` or ``keep_failed``; see
         :func:`kuberay_provider.lifecycle.delete_after`.
@@ -90,7 +102,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         "labels", "annotations", "cluster_selector", "job_id", "service_account", "secret_env", "node_selector",
         "tolerations", "image_pull_secrets", "ray_version", "submission_mode", "ttl_seconds_after_finished",
         "backoff_limit", "pre_running_deadline_seconds", "active_deadline_seconds", "entrypoint_num_cpus",
-        "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env",
+        "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env", "queue_name", "priority_class",
     )
     #: Only ``manifest`` may name a template file; other strings ending in .yaml render as strings.
     template_ext: Sequence[str] = (".yaml", ".yml")
@@ -130,6 +142,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         entrypoint_num_cpus: float | str | None = None,
         entrypoint_num_gpus: float | str | None = None,
         cluster_selector: str | None = None,
+        queue_name: str | None = None,
+        priority_class: str | None = None,
         on_existing: str = "reattach",
         cleanup_policy: str = "on_failure",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -171,6 +185,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self.entrypoint_num_cpus = entrypoint_num_cpus
         self.entrypoint_num_gpus = entrypoint_num_gpus
         self.cluster_selector = cluster_selector
+        self.queue_name = queue_name
+        self.priority_class = priority_class
         self.on_existing = on_existing
         self.cleanup_policy = cleanup_policy
         self.deferrable = deferrable
@@ -229,6 +245,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             )
         if known(self.secret_env):
             specs.parse_secret_env(self.secret_env)
+        if known(self.queue_name, self.priority_class):
+            specs.kueue_labels(self.queue_name, self.priority_class)
         if rendered:
             return  # execute() builds (and so validates) the real RayJob next
         pod_fields = (self.head, self.worker_groups, self.image, self.service_account, self.node_selector,
@@ -353,7 +371,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         """The RayJob this task creates (pure given the rendered parameters); validated before returning."""
         name = self.name or identity.rayjob_name()
         namespace = namespace or self.namespace or c.DEFAULT_NAMESPACE
-        labels = {**self.labels, **identity.labels()}
+        labels = {**self.labels, **specs.kueue_labels(self.queue_name, self.priority_class), **identity.labels()}
         annotations = {**self.annotations, **identity.annotations()}
         job = self._job_settings(self._active_deadline_from_timeout())
         if self.manifest is not None:
@@ -377,6 +395,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                 name=name, namespace=namespace, job=job, cluster_spec=self._cluster_spec(),
                 labels=labels, annotations=annotations,
             )
+        specs.apply_queue(manifest)
         specs.validate_rayjob(manifest, allow_env=self._allowed_env())
         return manifest
 

@@ -420,7 +420,41 @@ JOB_ORIGINS: list[Origin] = [(f"spec.{k}", v, False) for k, v in (
     ("backoffLimit", "backoff_limit"), ("preRunningDeadlineSeconds", "pre_running_deadline_seconds"),
     ("activeDeadlineSeconds", "active_deadline_seconds"), ("jobId", "job_id"), ("entrypointNumCpus", "entrypoint_num_cpus"),
     ("entrypointNumGpus", "entrypoint_num_gpus"), ("clusterSelector", "cluster_selector"), ("metadata", "metadata"),
-)]
+)] + [(f"metadata.labels[{c.KUEUE_QUEUE_LABEL!r}]", "queue_name", True),
+      (f"metadata.labels[{c.KUEUE_PRIORITY_LABEL!r}]", "priority_class", True),
+      ("spec.suspend", "queue_name", True)]
+
+
+def kueue_labels(queue_name: Any, priority_class: Any) -> dict[str, str]:
+    """The Kueue labels of a RayJob sent to ``queue_name`` (a LocalQueue) with ``priority_class`` (a
+    WorkloadPriorityClass); empty when not queued. Whether the names are valid is judged with the manifest."""
+    labels: dict[str, str] = {}
+    for parameter, value, label in (("queue_name", queue_name, c.KUEUE_QUEUE_LABEL),
+                                    ("priority_class", priority_class, c.KUEUE_PRIORITY_LABEL)):
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise InvalidParameterError(parameter, value, "must be a string naming a Kueue "
+                                        + ("LocalQueue" if parameter == "queue_name" else "WorkloadPriorityClass"))
+        labels[label] = value
+    if c.KUEUE_PRIORITY_LABEL in labels and c.KUEUE_QUEUE_LABEL not in labels:
+        raise InvalidParameterError("priority_class", priority_class,
+                                    "needs queue_name: Kueue only admits (and orders by priority) a queued RayJob")
+    return labels
+
+
+def is_queued(manifest: Mapping[str, Any]) -> bool:
+    """Whether a RayJob is sent to a Kueue queue (it carries ``kueue.x-k8s.io/queue-name``)."""
+    return bool(((manifest.get("metadata") or {}).get("labels") or {}).get(c.KUEUE_QUEUE_LABEL))
+
+
+def apply_queue(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A queued RayJob is created with ``spec.suspend: true``, as KubeRay and Kueue require: Kueue admits it by
+    setting ``suspend: false`` once its LocalQueue has quota, and only then does KubeRay create the cluster (and
+    start counting ``preRunningDeadlineSeconds`` and ``activeDeadlineSeconds``, from the new ``startTime``)."""
+    if is_queued(manifest) and isinstance(manifest.get("spec"), dict):
+        manifest["spec"]["suspend"] = True
+    return manifest
 
 
 def build_rayjob(

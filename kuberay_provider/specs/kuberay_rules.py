@@ -380,6 +380,46 @@ def validate_rayjob_spec(rayjob: Mapping[str, Any]) -> Problems:
             yield "spec.entrypointResources", "must be a JSON object of resource name to number, e.g. '{\"TPU\": 1}'"
 
 
+#: Kueue admits at most 8 pod sets per workload; a RayJob's head is one (``rayjob_webhook.go``).
+KUEUE_MAX_WORKER_GROUPS = 7
+
+
+def validate_kueue(rayjob: Mapping[str, Any]) -> Problems:
+    """Kueue's RayJob webhook (``pkg/controller/jobs/rayjob/rayjob_webhook.go``, ``validateCreate``) for a RayJob
+    labelled ``kueue.x-k8s.io/queue-name``, which refuses the RayJob at creation (no Kueue: the label is inert).
+    The provider's own rule: a priority class without a queue is never looked at."""
+    labels = (rayjob.get("metadata") or {}).get("labels") or {}
+    queue, priority = labels.get(c.KUEUE_QUEUE_LABEL), labels.get(c.KUEUE_PRIORITY_LABEL)
+    qpath, ppath = f"metadata.labels[{c.KUEUE_QUEUE_LABEL!r}]", f"metadata.labels[{c.KUEUE_PRIORITY_LABEL!r}]"
+    if priority is not None and not queue:
+        yield ppath, f"needs a queue ({c.KUEUE_QUEUE_LABEL}): Kueue only orders queued RayJobs by priority"
+    if not queue:
+        return
+    if not DNS_1123_SUBDOMAIN.match(queue) or len(queue) > 63:
+        yield qpath, "must name a Kueue LocalQueue: a lower-case DNS-1123 name of at most 63 characters"
+    if priority is not None and (not DNS_1123_SUBDOMAIN.match(priority) or len(priority) > 63):
+        yield ppath, "must name a Kueue WorkloadPriorityClass: a lower-case DNS-1123 name of at most 63 characters"
+    spec = rayjob.get("spec") or {}
+    cluster = spec.get("rayClusterSpec") or {}
+    if spec.get("clusterSelector"):
+        yield qpath, ("cannot be used with clusterSelector: a Kueue-managed RayJob should not use an existing "
+                      "cluster (Kueue admits the cluster the RayJob creates)")
+    if spec.get("shutdownAfterJobFinishes") is not True:
+        yield qpath, ("needs shutdown_after_job_finishes=True: a Kueue-managed RayJob should delete the cluster "
+                      "after finishing")
+    if _autoscaling(cluster):
+        yield qpath, ("cannot be used with autoscaling (min_replicas != max_replicas, enableInTreeAutoscaling): a "
+                      "Kueue-managed RayJob should not use autoscaling")
+    groups = cluster.get("workerGroupSpecs") or []
+    if len(groups) > KUEUE_MAX_WORKER_GROUPS:
+        yield qpath, (f"allows at most {KUEUE_MAX_WORKER_GROUPS} worker groups (Kueue admits 8 pod sets, one is the "
+                      f"head), got {len(groups)}")
+    for i, group in enumerate(groups):
+        if isinstance(group, Mapping) and group.get("groupName") == "head":
+            yield f"spec.rayClusterSpec.workerGroupSpecs[{i}].groupName", (
+                "must not be 'head' in a Kueue-managed RayJob (Kueue names the head's pod set 'head')")
+
+
 def _metadata(obj: Mapping[str, Any], kind: str) -> Problems:
     """The API server's ``ValidateObjectMeta`` (namespace, labels, annotations) and KubeRay's name rule
     (``ValidateRayJobMetadata`` / ``ValidateRayClusterMetadata``)."""
@@ -435,6 +475,7 @@ def problems(obj: Mapping[str, Any], *, allow_env: Collection[str] = ()) -> list
     if schema_problems:
         return found  # KubeRay's rules presume a schema-valid object (the API server refuses it first)
     if kind == c.RAYJOB_KIND:
+        found += validate_kueue(defaulted)  # Kueue's webhook refuses at creation, before KubeRay ever looks
         found += validate_rayjob_spec(defaulted)
     else:
         annotations = (defaulted.get("metadata") or {}).get("annotations") or {}
