@@ -50,9 +50,23 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
 
     :param entrypoint: shell command run by ``ray job submit`` (e.g. ``python train.py``).
     :param image: Ray image for head and workers (a group may override it).
-    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}``.
+    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}`` (the same keys as a worker group, without the
+        replica counts; a TPU head must be a single host). (templated)
     :param worker_groups: e.g. ``[{"name": "cpu", "replicas": 2, "cpu": 4, "memory": "16Gi"}]``; set
-        ``min_replicas``/``max_replicas`` to enable autoscaling; ``gpus`` and ``resources`` for accelerators.
+        ``min_replicas``/``max_replicas`` to enable autoscaling; ``resources`` for other extended resources.
+        Accelerators on GKE, per group (head included):
+
+        * ``gpus``: NVIDIA GPUs per pod (``nvidia.com/gpu`` requests = limits, an integer ≥ 0), with
+          ``gpu_accelerator`` the GPU type (node selector ``cloud.google.com/gke-accelerator``, e.g. ``"nvidia-l4"``);
+        * ``tpus``: TPU chips per host (``google.com/tpu`` requests = limits), with ``tpu_accelerator`` (node selector
+          ``cloud.google.com/gke-tpu-accelerator``, e.g. ``"tpu-v6e-slice"``, ``"tpu-v4-podslice"``) and
+          ``tpu_topology`` (``cloud.google.com/gke-tpu-topology``, e.g. ``"4x4"``; 3 dimensions such as ``"2x2x1"``
+          for v4/v5p). A multi-host slice gets ``numOfHosts`` = chips of the topology / ``tpus`` (``4x4`` with
+          ``tpus=4``: 4 hosts per replica; ``replicas`` counts slices), and the topology must be filled exactly.
+
+        Both add the toleration for the ``NoSchedule`` taint of GKE's GPU/TPU node pools. A group's own
+        ``node_selector``/``tolerations`` entries win over the derived ones. Multi-host TPUs need KubeRay's TPU
+        webhook (part of GKE's Ray Operator add-on) to set ``TPU_WORKER_HOSTNAMES``. (templated)
     :param runtime_env: Ray runtime_env mapping (or YAML string).
     :param manifest: a full RayJob manifest instead of the compact parameters (mapping, YAML string, or the name
         of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file).

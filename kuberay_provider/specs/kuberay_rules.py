@@ -380,6 +380,37 @@ def validate_rayjob_spec(rayjob: Mapping[str, Any]) -> Problems:
             yield "spec.entrypointResources", "must be a JSON object of resource name to number, e.g. '{\"TPU\": 1}'"
 
 
+def _quantity_int(value: Any) -> int | None:
+    number = pod_rules.parse_quantity(str(value)) if value is not None else None
+    return int(number) if number is not None and number == int(number) else None
+
+
+def validate_gke_tpu(cluster: Mapping[str, Any], path: str) -> Problems:
+    """GKE's TPU rule, on every group whose Ray container asks for ``google.com/tpu`` and selects a topology
+    (``cloud.google.com/gke-tpu-topology``): a slice of that topology has a fixed number of chips, and its pods must
+    claim all of them, ``numOfHosts`` times the chips per pod (``TPU_WORKER_HOSTNAMES`` and the slice's all-or-nothing
+    scheduling depend on it). The head is a single pod. Not KubeRay's rule: otherwise the pods never schedule."""
+    groups = [("headGroupSpec", cluster.get("headGroupSpec") or {}, True)]
+    groups += [(f"workerGroupSpecs[{i}]", g, False) for i, g in enumerate(cluster.get("workerGroupSpecs") or [])
+               if isinstance(g, Mapping)]
+    for where, group, head in groups:
+        template = group.get("template") if isinstance(group.get("template"), Mapping) else {}
+        selector = (template.get("spec") or {}).get("nodeSelector") or {}
+        topology = selector.get(building.GKE_TPU_TOPOLOGY_LABEL) if isinstance(selector, Mapping) else None
+        resources = _ray_container(group).get("resources") or {}
+        per_pod = _quantity_int((resources.get("limits") or {}).get(building.TPU_RESOURCE)
+                                or (resources.get("requests") or {}).get(building.TPU_RESOURCE))
+        if not per_pod or not isinstance(topology, str) or not building.TPU_TOPOLOGY.match(topology):
+            continue
+        chips, hosts = building.tpu_chips(topology), 1 if head else int(group.get("numOfHosts") or 1)
+        if chips != hosts * per_pod:
+            fits = f"; {chips // per_pod} hosts would fit" if chips % per_pod == 0 and not head else ""
+            pods = "the head (one pod)" if head else f"numOfHosts={hosts}"
+            yield (f"{path}.{where}.template.spec.nodeSelector[{building.GKE_TPU_TOPOLOGY_LABEL!r}]",
+                   f"a TPU slice of topology {topology} has {chips} chips, but {pods} times google.com/tpu={per_pod} "
+                   f"per pod claims {hosts * per_pod}: they must be equal{fits}")
+
+
 #: Kueue admits at most 8 pod sets per workload; a RayJob's head is one (``rayjob_webhook.go``).
 KUEUE_MAX_WORKER_GROUPS = 7
 
@@ -483,6 +514,10 @@ def problems(obj: Mapping[str, Any], *, allow_env: Collection[str] = ()) -> list
         labels = (defaulted.get("metadata") or {}).get("labels") or {}
         found += validate_ray_cluster_upgrade_options(
             defaulted["spec"], "spec", created_by_rayjob=labels.get(c.ORIGINATED_FROM_CRD_LABEL) in ("RayJob", "RayService"))
+    cluster, prefix = ((defaulted["spec"].get("rayClusterSpec"), "spec.rayClusterSpec") if kind == c.RAYJOB_KIND
+                       else (defaulted["spec"], "spec"))
+    if isinstance(cluster, Mapping):
+        found += validate_gke_tpu(cluster, prefix)
     for path, template in _templates(defaulted):
         found += pod_rules.validate_pod_template(template, path)
     found += secret_policy.manifest_problems(defaulted, allow=allow_env)
