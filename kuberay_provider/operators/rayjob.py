@@ -73,6 +73,25 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     :param name: RayJob name; default: deterministic from dag_id, task_id, run_id, map_index and try.
     :param namespace: Kubernetes namespace (default: the connection's extra ``namespace``, else ``default``; see
         :mod:`kuberay_provider.namespaces`).
+    :param service_account: the Kubernetes service account (KSA) of the head, every worker and the K8sJobMode
+        submitter pod (``serviceAccountName``). With GKE Workload Identity this is how the Ray job reaches BigQuery
+        and GCS with no key anywhere: bind the KSA to a Google service account (GSA) once, by annotating it
+        ``iam.gke.io/gcp-service-account: <gsa>@<project>.iam.gserviceaccount.com`` and granting the KSA
+        ``roles/iam.workloadIdentityUser`` on the GSA (member
+        ``serviceAccount:<project>.svc.id.goog[<namespace>/<ksa>]``), then give the GSA the data roles
+        (e.g. ``roles/bigquery.dataEditor``, ``roles/bigquery.readSessionUser``). Google client libraries in the
+        pods pick the credentials up from the metadata server (ADC). Or, with direct Workload Identity Federation,
+        grant the roles to the principal ``principal://iam.googleapis.com/projects/<number>/locations/global/
+        workloadIdentityPools/<project>.svc.id.goog/subject/ns/<namespace>/sa/<ksa>`` without a GSA. (templated)
+    :param enable_token_auth: turn on Ray token authentication (KubeRay ≥ 1.5.1 ``authOptions.mode: token``, Ray
+        ≥ 2.52.0; ``ray_version`` defaults to the version in the image tag): every Ray endpoint (GCS, dashboard,
+        job API) then requires a bearer token, which KubeRay generates into a Secret and injects into the Ray
+        containers and the submitter through ``secretKeyRef``. The provider never reads it: it follows the job
+        through the Kubernetes API (RayJob status, submitter pod logs), so the token appears in no XCom, link, log
+        or rendered field. People opening the dashboard link need the token from the Secret. Not with
+        ``cluster_selector`` (the shared cluster's own ``authOptions`` decide).
+    :param token_auth_secret: name of an existing Secret holding the token instead of a generated one
+        (``authOptions.secretName``; implies ``enable_token_auth``). (templated)
     :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
         they reach every Ray container through ``secretKeyRef`` and never appear in the spec. A literal value is
         refused only when it is a secret: a known token format (``ghp_…``, ``hf_…``, ``AKIA…``, a private key, …) or
@@ -117,6 +136,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         "tolerations", "image_pull_secrets", "ray_version", "submission_mode", "ttl_seconds_after_finished",
         "backoff_limit", "pre_running_deadline_seconds", "active_deadline_seconds", "entrypoint_num_cpus",
         "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env", "queue_name", "priority_class",
+        "token_auth_secret",
     )
     #: Only ``manifest`` may name a template file; other strings ending in .yaml render as strings.
     template_ext: Sequence[str] = (".yaml", ".yml")
@@ -158,6 +178,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         cluster_selector: str | None = None,
         queue_name: str | None = None,
         priority_class: str | None = None,
+        enable_token_auth: bool = False,
+        token_auth_secret: str | None = None,
         on_existing: str = "reattach",
         cleanup_policy: str = "on_failure",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -201,6 +223,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self.cluster_selector = cluster_selector
         self.queue_name = queue_name
         self.priority_class = priority_class
+        self.enable_token_auth = enable_token_auth
+        self.token_auth_secret = token_auth_secret
         self.on_existing = on_existing
         self.cleanup_policy = cleanup_policy
         self.deferrable = deferrable
@@ -261,10 +285,17 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             specs.parse_secret_env(self.secret_env)
         if known(self.queue_name, self.priority_class):
             specs.kueue_labels(self.queue_name, self.priority_class)
+        if known(self.token_auth_secret) and specs.auth_options(self.enable_token_auth, self.token_auth_secret) \
+                and known(self.cluster_selector) and self.cluster_selector:
+            raise InvalidParameterError(
+                "enable_token_auth" if not self.token_auth_secret else "token_auth_secret",
+                self.token_auth_secret or self.enable_token_auth, "cannot be used with cluster_selector: the shared "
+                "RayCluster's own authOptions decide (KubeRay gives its submitter the cluster's token)")
         if rendered:
             return  # execute() builds (and so validates) the real RayJob next
         pod_fields = (self.head, self.worker_groups, self.image, self.service_account, self.node_selector,
-                      self.tolerations, self.image_pull_secrets, self.secret_env, self.ray_version)
+                      self.tolerations, self.image_pull_secrets, self.secret_env, self.ray_version,
+                      self.token_auth_secret)
         if self.manifest is None and known_now(self.cluster_selector, *pod_fields):
             self._cluster_spec()
         if self.manifest is not None and known_now(self.manifest) and not isinstance(self.manifest, TemplateFile):
@@ -349,7 +380,16 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             entrypoint_num_cpus=as_number(self.entrypoint_num_cpus, "entrypoint_num_cpus", allow_none=True),
             entrypoint_num_gpus=as_number(self.entrypoint_num_gpus, "entrypoint_num_gpus", allow_none=True),
             cluster_selector={c.RAY_CLUSTER_LABEL: self.cluster_selector} if self.cluster_selector else None,
+            submitter_pod_template=self._submitter_pod_template(),
         )
+
+    def _submitter_pod_template(self) -> dict[str, Any] | None:
+        """With ``service_account`` in K8sJobMode the submitter pod runs as that account too (KubeRay's default
+        submitter otherwise runs as the namespace's ``default`` account)."""
+        if not self.service_account or self.submission_mode != "K8sJobMode":
+            return None
+        head_image = (self.head or {}).get("image") if isinstance(self.head, Mapping) else None
+        return specs.submitter_pod_template(head_image or self.image, self.service_account)
 
     def _cluster_spec(self) -> dict[str, Any] | None:
         if self.cluster_selector:
@@ -368,7 +408,16 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             tolerations=self.tolerations, image_pull_secrets=self.image_pull_secrets,
             secret_env=specs.parse_secret_env(self.secret_env),
         )
-        return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=self.ray_version)
+        auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
+        ray_version = self.ray_version
+        if auth and not ray_version:
+            ray_version = specs.ray_version_of_image(head.image or self.image)
+            if ray_version is None:
+                raise InvalidParameterError(
+                    "ray_version", None, f"is required with token auth (KubeRay needs rayVersion ≥ 2.52.0) and the "
+                    f"image tag {head.image or self.image!r} names no Ray version")
+        return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=ray_version,
+                                            auth=auth)
 
     # -- building ------------------------------------------------------------------------------------------
     def _timeout_seconds(self) -> float | None:
@@ -395,6 +444,14 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                 "preRunningDeadlineSeconds", "activeDeadlineSeconds")}
             if self.entrypoint:
                 user["spec"]["entrypoint"] = self.entrypoint
+            auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
+            if auth and isinstance(user["spec"].get("rayClusterSpec"), dict):
+                cluster = user["spec"]["rayClusterSpec"]
+                cluster.setdefault("authOptions", auth)
+                image = ((((cluster.get("headGroupSpec") or {}).get("template") or {}).get("spec") or {}).get(
+                    "containers") or [{}])[0].get("image")
+                if not cluster.get("rayVersion") and (self.ray_version or specs.ray_version_of_image(image or "")):
+                    cluster["rayVersion"] = self.ray_version or specs.ray_version_of_image(image or "")
             if self.secret_env:
                 if user["spec"].get("clusterSelector") or not isinstance(user["spec"].get("rayClusterSpec"), dict):
                     raise InvalidParameterError("secret_env", sorted(self.secret_env),

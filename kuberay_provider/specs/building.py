@@ -393,14 +393,43 @@ def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports
     return template
 
 
+#: ``rayproject/ray:2.60.0-py311`` → ``2.60.0``: the Ray version an image tag names.
+_IMAGE_RAY_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)(?:[-.@]|$)")
+
+
+def ray_version_of_image(image: str) -> str | None:
+    """The Ray version in an image tag such as ``rayproject/ray:2.60.0-py311`` (None if the tag names none)."""
+    match = _IMAGE_RAY_VERSION.search(image.rsplit("/", 1)[-1]) if isinstance(image, str) else None
+    return match[1] if match else None
+
+
+def auth_options(enable_token_auth: Any, token_auth_secret: Any) -> dict[str, str] | None:
+    """KubeRay's ``authOptions`` for Ray token authentication (KubeRay ≥ 1.5.1, Ray ≥ 2.52.0), or None.
+
+    ``mode: token`` makes KubeRay require a bearer token on the GCS, the dashboard and the job API, create a Secret
+    with a random token (or use ``secretName``) and inject it into every Ray container and the submitter through a
+    ``secretKeyRef``: the token never passes through Airflow. ``token_auth_secret`` implies token auth."""
+    if not isinstance(enable_token_auth, bool):
+        # the value is not echoed: a token passed here by mistake must not reach a log
+        raise InvalidParameterError("enable_token_auth", "<hidden>", "must be True or False (never the token "
+                                    "itself: KubeRay generates it, or name its Secret with token_auth_secret)")
+    if token_auth_secret in (None, ""):
+        return {"mode": "token"} if enable_token_auth else None
+    if not isinstance(token_auth_secret, str):
+        raise InvalidParameterError("token_auth_secret", token_auth_secret, "must be the name of a Kubernetes Secret")
+    return {"mode": "token", "secretName": token_auth_secret}
+
+
 def build_ray_cluster_spec(
     *,
     head: NodeGroup,
     worker_groups: Sequence[NodeGroup],
     pod: PodSettings,
     ray_version: str | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``rayClusterSpec`` of a RayJob (also the ``spec`` of a standalone RayCluster)."""
+    """The ``rayClusterSpec`` of a RayJob (also the ``spec`` of a standalone RayCluster); ``auth`` is its
+    ``authOptions`` (:func:`auth_options`)."""
     head_ports = [
         {"name": "gcs-server", "containerPort": 6379},
         {"name": "dashboard", "containerPort": 8265},
@@ -439,6 +468,9 @@ def build_ray_cluster_spec(
         spec["enableInTreeAutoscaling"] = True
     if ray_version:
         spec["rayVersion"] = ray_version
+    if auth:
+        spec["authOptions"] = dict(auth)
+        origins += [("authOptions", "enable_token_auth", True), ("authOptions.secretName", "token_auth_secret", True)]
     remember_origins(spec, origins)
     return spec
 
@@ -482,6 +514,7 @@ class JobSettings:
     entrypoint_num_gpus: float | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     cluster_selector: Mapping[str, str] | None = None
+    submitter_pod_template: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for parameter in ("entrypoint_num_cpus", "entrypoint_num_gpus"):
@@ -520,6 +553,8 @@ class JobSettings:
             spec["metadata"] = dict(self.metadata)
         if self.cluster_selector:
             spec["clusterSelector"] = dict(self.cluster_selector)
+        if self.submitter_pod_template:
+            spec["submitterPodTemplate"] = copy.deepcopy(dict(self.submitter_pod_template))
         return spec
 
 
@@ -532,7 +567,19 @@ JOB_ORIGINS: list[Origin] = [(f"spec.{k}", v, False) for k, v in (
     ("entrypointNumGpus", "entrypoint_num_gpus"), ("clusterSelector", "cluster_selector"), ("metadata", "metadata"),
 )] + [(f"metadata.labels[{c.KUEUE_QUEUE_LABEL!r}]", "queue_name", True),
       (f"metadata.labels[{c.KUEUE_PRIORITY_LABEL!r}]", "priority_class", True),
-      ("spec.suspend", "queue_name", True)]
+      ("spec.suspend", "queue_name", True),
+      ("spec.submitterPodTemplate.spec.serviceAccountName", "service_account", True),
+      ("spec.submitterPodTemplate.spec.containers[0].image", "image", True)]
+#: KubeRay's default submitter container resources (``GetDefaultSubmitterContainer``).
+SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def submitter_pod_template(image: str, service_account: str) -> dict[str, Any]:
+    """KubeRay's default K8sJobMode submitter pod (``ray-job-submitter``, the head's image, KubeRay's resources,
+    ``restartPolicy: Never``) running as ``service_account``. KubeRay still fills in the ``ray job submit``
+    command and its environment, since the container has no command."""
+    return {"spec": {"serviceAccountName": service_account, "restartPolicy": "Never", "containers": [
+        {"name": c.SUBMITTER_CONTAINER, "image": image, "resources": copy.deepcopy(SUBMITTER_RESOURCES)}]}}
 
 
 def kueue_labels(queue_name: Any, priority_class: Any) -> dict[str, str]:

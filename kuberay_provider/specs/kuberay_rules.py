@@ -235,6 +235,10 @@ def validate_auth_options(spec: Mapping[str, Any], path: str) -> Problems:
             yield f"{path}.authOptions.secretName", "cannot be set together with enableK8sTokenAuth"
     elif k8s_auth:
         yield f"{path}.authOptions.enableK8sTokenAuth", "needs authOptions.mode 'token'"
+    secret = auth.get("secretName")
+    if secret and (not DNS_1123_SUBDOMAIN.match(secret) or len(secret) > 253):
+        # The provider's rule: KubeRay accepts it, and every Ray pod then fails to reference the Secret.
+        yield f"{path}.authOptions.secretName", "must name a Kubernetes Secret (a DNS-1123 subdomain)"
 
 
 def validate_ray_cluster_upgrade_options(spec: Mapping[str, Any], path: str, *, created_by_rayjob: bool) -> Problems:
