@@ -34,9 +34,15 @@ def _hook(conn_id: str):
 
 
 class RayClusterCreateOperator(BaseOperator):
-    """Create a RayCluster and (by default) wait until it is ready. Returns ``{"name", "namespace"}``."""
+    """Create a RayCluster and (by default) wait until it is ready. Returns ``{"name", "namespace"}``.
 
-    template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels")
+    ``head``, ``worker_groups`` (GPUs and TPUs included), ``service_account``, ``enable_token_auth`` and
+    ``token_auth_secret`` mean what they mean for :class:`~kuberay_provider.operators.rayjob.RayJobOperator`; a
+    RayJob run on this cluster with ``cluster_selector`` uses its ``authOptions``.
+    """
+
+    template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels",
+                                      "token_auth_secret")
 
     def __init__(
         self,
@@ -49,6 +55,8 @@ class RayClusterCreateOperator(BaseOperator):
         labels: Mapping[str, str] | None = None,
         service_account: str | None = None,
         ray_version: str | None = None,
+        enable_token_auth: bool = False,
+        token_auth_secret: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         wait_until_ready: bool = True,
         ready_timeout: float = 900.0,
@@ -73,10 +81,11 @@ class RayClusterCreateOperator(BaseOperator):
         self.worker_groups = [dict(g) for g in worker_groups or []] if known_now(worker_groups) else worker_groups
         self.labels = dict(labels or {}) if known_now(labels) else labels
         self.service_account, self.ray_version = service_account, ray_version
+        self.enable_token_auth, self.token_auth_secret = enable_token_auth, token_auth_secret
         self.kubernetes_conn_id = kubernetes_conn_id
         self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
         if known_now(self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels,
-                     self.service_account, self.ray_version):
+                     self.service_account, self.ray_version, self.token_auth_secret):
             self.build_manifest()
         else:  # what can be checked before rendering; the rest when execute() builds the manifest
             if known_now(self.name):
@@ -102,9 +111,10 @@ class RayClusterCreateOperator(BaseOperator):
         self._validate()
         head = specs.NodeGroup.parse(self.head, "head", worker=False)
         workers = [specs.NodeGroup.parse(g, f"worker_groups[{i}]", worker=True) for i, g in enumerate(self.worker_groups)]
+        auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
         spec = specs.build_ray_cluster_spec(
             head=head, worker_groups=workers, pod=specs.PodSettings(image=self.image, service_account=self.service_account),
-            ray_version=self.ray_version,
+            ray_version=specs.ray_version_for_auth(self.ray_version, head.image or self.image, auth), auth=auth,
         )
         labels = {**self.labels, c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}
         manifest = specs.build_raycluster(name=self.name, namespace=namespace or self.namespace or c.DEFAULT_NAMESPACE,

@@ -409,13 +409,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             secret_env=specs.parse_secret_env(self.secret_env),
         )
         auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
-        ray_version = self.ray_version
-        if auth and not ray_version:
-            ray_version = specs.ray_version_of_image(head.image or self.image)
-            if ray_version is None:
-                raise InvalidParameterError(
-                    "ray_version", None, f"is required with token auth (KubeRay needs rayVersion ≥ 2.52.0) and the "
-                    f"image tag {head.image or self.image!r} names no Ray version")
+        ray_version = specs.ray_version_for_auth(self.ray_version, head.image or self.image, auth)
         return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=ray_version,
                                             auth=auth)
 

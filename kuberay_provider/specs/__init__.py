@@ -30,6 +30,7 @@ from kuberay_provider.specs.building import (
     is_queued,
     kueue_labels,
     parse_secret_env,
+    ray_version_for_auth,
     ray_version_of_image,
     runtime_env_yaml,
     submitter_pod_template,
@@ -53,7 +54,7 @@ __all__ = [
     "MAX_RAYJOB_NAME_LENGTH", "SUBMISSION_ID", "SUBMISSION_MODES", "JobSettings", "NodeGroup", "PodSettings",
     "add_secret_env", "apply_queue", "auth_options", "build_ray_cluster_spec", "build_raycluster", "build_rayjob",
     "is_credential_name", "is_queued", "kueue_labels", "load_manifest", "merge_required_fields", "parse_secret_env",
-    "pod_templates", "problems", "ray_version_of_image", "reject_inline_secrets", "runtime_env_yaml", "secret_reason",
-    "submitter_pod_template", "validate_quantity", "validate_ray_cluster_spec", "validate_raycluster",
-    "validate_rayjob",
+    "pod_templates", "problems", "ray_version_for_auth", "ray_version_of_image", "reject_inline_secrets",
+    "runtime_env_yaml", "secret_reason", "submitter_pod_template", "validate_quantity", "validate_ray_cluster_spec",
+    "validate_raycluster", "validate_rayjob",
 ]

@@ -403,6 +403,18 @@ def ray_version_of_image(image: str) -> str | None:
     return match[1] if match else None
 
 
+def ray_version_for_auth(ray_version: str | None, image: str, auth: Mapping[str, str] | None) -> str | None:
+    """``rayVersion`` for a cluster: as given, else (token auth needs one, KubeRay refuses it without) the version
+    the image tag names; refused naming ``ray_version`` when neither exists."""
+    if ray_version or not auth:
+        return ray_version
+    found = ray_version_of_image(image)
+    if found is None:
+        raise InvalidParameterError("ray_version", None, f"is required with token auth (KubeRay needs rayVersion "
+                                    f"≥ 2.52.0) and the image tag {image!r} names no Ray version")
+    return found
+
+
 def auth_options(enable_token_auth: Any, token_auth_secret: Any) -> dict[str, str] | None:
     """KubeRay's ``authOptions`` for Ray token authentication (KubeRay ≥ 1.5.1, Ray ≥ 2.52.0), or None.
 

@@ -83,3 +83,16 @@ def test_the_manifest_references_the_secret_by_name_only() -> None:
 ])
 def test_ray_version_of_image(image, version) -> None:
     assert ray_version_of_image(image) == version
+
+
+def test_a_standalone_raycluster_gets_token_auth_and_accelerators_too() -> None:
+    from kuberay_provider.operators.raycluster import RayClusterCreateOperator
+
+    op = RayClusterCreateOperator(task_id="c", name="shared", enable_token_auth=True, worker_groups=[
+        {"name": "tpu", "tpus": 4, "tpu_topology": "4x4", "tpu_accelerator": "tpu-v6e-slice"}])
+    spec = op.build_manifest()["spec"]
+    assert spec["authOptions"] == {"mode": "token"} and spec["rayVersion"] == "2.60.0"
+    assert spec["workerGroupSpecs"][0]["numOfHosts"] == 4
+    with pytest.raises(InvalidParameterError) as err:
+        RayClusterCreateOperator(task_id="c", name="shared", token_auth_secret="Bad_Name")
+    assert err.value.parameter == "token_auth_secret"
