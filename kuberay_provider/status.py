@@ -144,7 +144,7 @@ class RayJobStatus:
         head = f"RayJob {self.namespace}/{self.name}: "
         if self.is_queued:
             queue = f" in LocalQueue {self.queue_name!r}" if self.queue_name else ""
-            head += f"queued{queue} (suspended until Kueue admits it; its deadlines have not started), "
+            head += f"queued{queue} (suspended until Kueue admits it; KubeRay's deadlines start then), "
         head += (f"jobDeploymentStatus={self.deployment_status or '(none)'}, "
                  f"jobStatus={self.job_status or '(none)'}")
         if self.reason:
