@@ -72,6 +72,7 @@ def test_queued_job_waits_for_quota_then_runs(kube, local_stack, namespace, capf
 
     from kuberay_provider.operators.rayjob import RayJobOperator
 
+    assert local_stack.max_clusters == 1, "the scenario needs quota for exactly one RayJob"
     blocker = _blocker(kube, namespace)
     secret = TOKEN_SECRET
     since = time.time()

@@ -112,10 +112,12 @@ def _queued(name: str, deadline: int) -> dict[str, Any]:
     return body
 
 
-def test_second_queued_rayjob_waits_suspended_and_its_deadline_starts_at_admission(crd, core, namespace) -> None:
+def test_second_queued_rayjob_waits_suspended_and_its_deadline_starts_at_admission(crd, core, namespace,
+                                                                                   local_stack) -> None:
     """Capacity for one (the session stack's max_clusters=1): the second RayJob stays Suspended, with no cluster,
     while the first holds the quota; it is admitted when the first ends, and its preRunningDeadlineSeconds (shorter
     than its time in the queue) counts from the startTime KubeRay sets on admission."""
+    assert local_stack.max_clusters == 1, "the scenario needs quota for exactly one RayJob"
     rec1 = create(crd, core, namespace, _queued("first", 6))
     wait_for(lambda: not crd.get_namespaced_custom_object(GROUP, VERSION, namespace, "rayjobs", "first")["spec"]
              .get("suspend"), 15)
