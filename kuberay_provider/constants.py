@@ -17,6 +17,9 @@ RAY_CLUSTER_LABEL = "ray.io/cluster"
 RAY_NODE_TYPE_LABEL = "ray.io/node-type"
 ORIGINATED_FROM_NAME_LABEL = "ray.io/originated-from-cr-name"
 ORIGINATED_FROM_CRD_LABEL = "ray.io/originated-from-crd"
+# Kueue's labels on a RayJob (``kueue.x-k8s.io/queue-name`` names a LocalQueue of the RayJob's namespace).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 
 # Labels this provider puts on every object it creates (copied by KubeRay onto the RayCluster).
 LABEL_PREFIX = "kuberay.airflow.apache.org"

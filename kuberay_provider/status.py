@@ -8,6 +8,9 @@ everywhere. The rules follow KubeRay v1.7 (see ``rayjob-semantics.md``):
 * success   ⇔ ``jobDeploymentStatus == Complete`` **and** ``jobStatus == SUCCEEDED``
 * everything else (absent, Initializing, Waiting, Running, Retrying, Suspending, Suspended, or an
   unknown value from a newer operator) is "not done yet" and never crashes a wait.
+* queued    ⇔ not done **and** (``spec.suspend`` is true **or** ``jobDeploymentStatus == Suspended``): a RayJob sent
+  to a Kueue queue is created suspended and stays so until Kueue admits it (sets ``suspend: false``); a preempted
+  one is suspended again. KubeRay's deadlines count from the ``startTime`` of the admitted attempt.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from kuberay_provider.constants import KUEUE_QUEUE_LABEL
 
 TERMINAL_DEPLOYMENT_STATUSES = frozenset({"Complete", "Failed", "ValidationFailed"})
 TERMINAL_RAY_JOB_STATUSES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -70,12 +75,15 @@ class RayJobStatus:
     succeeded: int = 0
     resource_version: str | None = None
     deleting: bool = False
+    suspend: bool = False
+    queue_name: str | None = None
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RayJobStatus:
         """Read a RayJob object (a dict as returned by the API)."""
         meta = obj.get("metadata") or {}
         status = obj.get("status") or {}
+        spec = obj.get("spec") or {}
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
@@ -92,6 +100,8 @@ class RayJobStatus:
             succeeded=int(status.get("succeeded") or 0),
             resource_version=meta.get("resourceVersion"),
             deleting=bool(meta.get("deletionTimestamp")),
+            suspend=spec.get("suspend") is True,
+            queue_name=(meta.get("labels") or {}).get(KUEUE_QUEUE_LABEL) or None,
         )
 
     @property
@@ -111,13 +121,18 @@ class RayJobStatus:
         return self.phase.is_terminal
 
     @property
+    def is_queued(self) -> bool:
+        """Waiting for admission (Kueue): suspended, not done. No cluster exists and no deadline runs yet."""
+        return not self.is_terminal and (self.suspend or self.deployment_status == "Suspended")
+
+    @property
     def is_success(self) -> bool:
         return self.phase is Phase.SUCCEEDED
 
     @property
     def change_key(self) -> tuple[Any, ...]:
         """What a waiting client reports when it changes."""
-        return (self.state_key, self.cluster_name, self.deleting)
+        return (self.state_key, self.cluster_name, self.deleting, self.is_queued)
 
     @property
     def state_key(self) -> tuple[str | None, str | None, str | None]:
@@ -126,10 +141,12 @@ class RayJobStatus:
 
     def describe(self) -> str:
         """One line a person can act on: what state, and for failures why."""
-        head = (
-            f"RayJob {self.namespace}/{self.name}: jobDeploymentStatus={self.deployment_status or '(none)'}, "
-            f"jobStatus={self.job_status or '(none)'}"
-        )
+        head = f"RayJob {self.namespace}/{self.name}: "
+        if self.is_queued:
+            queue = f" in LocalQueue {self.queue_name!r}" if self.queue_name else ""
+            head += f"queued{queue} (suspended until Kueue admits it; KubeRay's deadlines start then), "
+        head += (f"jobDeploymentStatus={self.deployment_status or '(none)'}, "
+                 f"jobStatus={self.job_status or '(none)'}")
         if self.reason:
             head += f", reason={self.reason}"
         why = self.failure_explanation()

@@ -199,8 +199,12 @@ def _trim_status_object(obj: dict[str, Any]) -> dict[str, Any]:
     """What a status snapshot needs (metadata and status, no spec): informers keep thousands of these."""
     spec = obj.get("spec") or {}
     trimmed: dict[str, Any] = {"metadata": _trim_meta(obj), "status": obj.get("status") or {}}
-    if "clusterSelector" in spec:
-        trimmed["spec"] = {"clusterSelector": spec["clusterSelector"]}
+    kept = {k: spec[k] for k in ("clusterSelector", "suspend") if k in spec}  # suspend: queued (Kueue), see status.py
+    if kept:
+        trimmed["spec"] = kept
+    queue = ((obj.get("metadata") or {}).get("labels") or {}).get(c.KUEUE_QUEUE_LABEL)
+    if queue:
+        trimmed["metadata"]["labels"] = {c.KUEUE_QUEUE_LABEL: queue}
     return trimmed
 
 

@@ -8,7 +8,7 @@ injection), ``schema`` (CRD defaulting/validation/CEL), ``resources`` (served ty
 (label/field selectors, patches), ``controller`` (loops + garbage collector), ``rayjobs`` (RayJob state machine),
 ``validation`` (operator-side checks), ``clusters`` (RayCluster reconcile), ``submitter`` (submitter Job/Pods),
 ``rayruntime`` (real local Ray processes), ``jobapi`` (Ray job submission client), ``kube`` (controller's client),
-``pods`` (pod statuses), ``stack`` (LocalStack), ``cli``.
+``pods`` (pod statuses), ``kueue`` (Kueue-like admission), ``stack`` (LocalStack), ``cli``.
 
 Simulation knobs (NOT KubeRay features): annotation ``kuberay-local.dev/simulate`` on a RayJob (copied to its
 RayCluster) or on a RayCluster:
@@ -19,5 +19,6 @@ RayCluster) or on a RayCluster:
   pods and the RayJob ends ``(Failed, ·, SubmissionFailed)`` with the ``BackoffLimitExceeded`` message.
 
 Capacity: at most ``max_clusters`` real Ray clusters run at once; further heads stay Pending/Unschedulable
-("Insufficient cpu"), like a full node pool.
+("Insufficient cpu"), like a full node pool. RayJobs labelled ``kueue.x-k8s.io/queue-name`` are admitted by a
+Kueue-like admission (``kueue``) with a quota of ``max_clusters`` admitted RayJobs: they stay suspended until then.
 """

@@ -15,6 +15,7 @@ from typing import Any
 
 from kuberay_provider.local.clusters import RayClusterReconciler
 from kuberay_provider.local.kube import Kube, KubeError
+from kuberay_provider.local.kueue import KueueAdmission
 from kuberay_provider.local.loops import ReconcileLoops
 from kuberay_provider.local.rayjobs import RayJobReconciler
 from kuberay_provider.local.rayruntime import RayRuntime
@@ -28,7 +29,8 @@ OWNER_KINDS = ("RayJob", "RayCluster", "Job", "Pod", "Service")
 
 
 class Controller:
-    """KubeRay-v1.7-like operator plus the bits of kube-controller-manager it needs (Job controller, GC)."""
+    """KubeRay-v1.7-like operator plus the bits of kube-controller-manager it needs (Job controller, GC) and a
+    Kueue-like admission of queued RayJobs (:mod:`kuberay_provider.local.kueue`)."""
 
     def __init__(self, api_url: str, base_dir: Path, register_log: Callable[[str, str, str, Path], None], *,
                  requeue_seconds: float = 3.0, max_clusters: int = 1, max_worker_nodes: int = 1) -> None:
@@ -37,6 +39,7 @@ class Controller:
         self.runtime = RayRuntime(base_dir, max_clusters=max_clusters, max_worker_nodes=max_worker_nodes)
         self.rayjobs = RayJobReconciler(self.kube, self.runtime)
         self.rayclusters = RayClusterReconciler(self.kube, self.runtime)
+        self.kueue = KueueAdmission(self.kube, capacity=max_clusters)
         self.submitters = SubmitterJobs(self.kube, self.runtime, base_dir / "logs", register_log)
         self.reconcile_count = 0
         self.loops = ReconcileLoops(self.kube, ("rayjobs", "rayclusters", "jobs"), self.reconcile_once,
@@ -64,6 +67,7 @@ class Controller:
         """Reconcile every RayJob, RayCluster and submitter Job, then collect garbage."""
         self.reconcile_count += 1
         rayjobs = await self.kube.list("rayjobs")
+        await self.kueue.admit(rayjobs)  # Kueue's own controller; KubeRay sees the admission on its next pass
         for rj in rayjobs:
             try:
                 await self.rayjobs.reconcile(rj)

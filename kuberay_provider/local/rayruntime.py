@@ -37,11 +37,14 @@ SIZING_PARAMS = ("num-gpus", "memory", "resources")
 def ray_start_flags(ray_start_params: dict | None, pod_template: dict | None = None) -> list[str]:
     """``ray start`` flags for a node's ``num-gpus``/``memory``/``resources``, as KubeRay builds them: from
     ``rayStartParams`` (``resources`` is JSON, possibly shell-quoted as KubeRay's samples write it), else
-    ``--num-gpus`` from the Ray container's ``nvidia.com/gpu`` limit."""
+    ``--num-gpus`` from the Ray container's ``nvidia.com/gpu`` limit and a ``TPU`` resource from its
+    ``google.com/tpu`` limit. Accelerator pods are scheduled as if their GKE node pool existed: node selectors and
+    tolerations are not matched against the local machine, and Ray is told about the chips it does not have."""
     params = dict(ray_start_params or {})
+    containers = ((pod_template or {}).get("spec") or {}).get("containers") or [{}]
+    limits = (containers[0].get("resources") or {}).get("limits") or {}
     if "num-gpus" not in params:
-        containers = ((pod_template or {}).get("spec") or {}).get("containers") or [{}]
-        gpus = ((containers[0].get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu")
+        gpus = limits.get("nvidia.com/gpu")
         if gpus not in (None, "", "0", 0):
             params["num-gpus"] = gpus
     flags = []
@@ -49,6 +52,12 @@ def ray_start_flags(ray_start_params: dict | None, pod_template: dict | None = N
         value = str(params.get(key, "")).strip()
         if key == "resources" and value.startswith('"') and value.endswith('"'):
             value = json.loads(value)  # '"{\"TPU\": 4}"' (quoted for KubeRay's shell command) → '{"TPU": 4}'
+        if key == "resources" and limits.get("google.com/tpu") not in (None, "", "0", 0):
+            # KubeRay adds the well-known accelerator resource TPU for a google.com/tpu limit, unless given.
+            resources = json.loads(value) if value else {}
+            if isinstance(resources, dict) and "TPU" not in resources:
+                resources["TPU"] = int(str(limits["google.com/tpu"]))
+                value = json.dumps(resources)
         if value:
             flags.append(f"--{key}={value}")
     return flags

@@ -53,9 +53,17 @@ class RayClusterCreateOperator(BaseOperator):
     :param kubernetes_conn_id: the Airflow connection to the Kubernetes cluster; default ``kubernetes_default``.
     :param wait_until_ready: wait until the cluster is ready (default True).
     :param ready_timeout: seconds to wait for readiness (default 900).
+    :param enable_token_auth: turn on Ray token authentication (KubeRay ``authOptions.mode: token``), as for
+        :class:`~kuberay_provider.operators.rayjob.RayJobOperator`; a RayJob run on this cluster with
+        ``cluster_selector`` uses its ``authOptions``.
+    :param token_auth_secret: name of an existing Secret holding the token (``authOptions.secretName``; implies
+        ``enable_token_auth``). (templated)
+
+    ``head`` and ``worker_groups`` take GPUs and TPUs as for RayJobOperator.
     """
 
-    template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels")
+    template_fields: Sequence[str] = ("name", "namespace", "image", "head", "worker_groups", "labels",
+                                      "token_auth_secret")
 
     def __init__(
         self,
@@ -68,6 +76,8 @@ class RayClusterCreateOperator(BaseOperator):
         labels: Mapping[str, str] | None = None,
         service_account: str | None = None,
         ray_version: str | None = None,
+        enable_token_auth: bool = False,
+        token_auth_secret: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         wait_until_ready: bool = True,
         ready_timeout: float = 900.0,
@@ -92,10 +102,11 @@ class RayClusterCreateOperator(BaseOperator):
         self.worker_groups = [dict(g) for g in worker_groups or []] if known_now(worker_groups) else worker_groups
         self.labels = dict(labels or {}) if known_now(labels) else labels
         self.service_account, self.ray_version = service_account, ray_version
+        self.enable_token_auth, self.token_auth_secret = enable_token_auth, token_auth_secret
         self.kubernetes_conn_id = kubernetes_conn_id
         self.wait_until_ready, self.ready_timeout = wait_until_ready, ready_timeout
         if known_now(self.name, self.namespace, self.image, self.head, self.worker_groups, self.labels,
-                     self.service_account, self.ray_version):
+                     self.service_account, self.ray_version, self.token_auth_secret):
             self.build_manifest()
         else:  # what can be checked before rendering; the rest when execute() builds the manifest
             if known_now(self.name):
@@ -121,9 +132,10 @@ class RayClusterCreateOperator(BaseOperator):
         self._validate()
         head = specs.NodeGroup.parse(self.head, "head", worker=False)
         workers = [specs.NodeGroup.parse(g, f"worker_groups[{i}]", worker=True) for i, g in enumerate(self.worker_groups)]
+        auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
         spec = specs.build_ray_cluster_spec(
             head=head, worker_groups=workers, pod=specs.PodSettings(image=self.image, service_account=self.service_account),
-            ray_version=self.ray_version,
+            ray_version=specs.ray_version_for_auth(self.ray_version, head.image or self.image, auth), auth=auth,
         )
         labels = {**self.labels, c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}
         manifest = specs.build_raycluster(name=self.name, namespace=namespace or self.namespace or c.DEFAULT_NAMESPACE,

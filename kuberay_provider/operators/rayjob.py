@@ -58,10 +58,23 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         ``manifest`` is given (or ``submission_mode="InteractiveMode"``). (templated)
     :param image: Ray image for head and workers (a group may override it); default
         ``rayproject/ray:2.60.0-py311``. (templated)
-    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}``. (templated)
+    :param head: head resources, e.g. ``{"cpu": 2, "memory": "8Gi"}`` (the same keys as a worker group, without the
+        replica counts; a TPU head must be a single host). (templated)
     :param worker_groups: e.g. ``[{"name": "cpu", "replicas": 2, "cpu": 4, "memory": "16Gi"}]``; set
-        ``min_replicas``/``max_replicas`` to enable autoscaling; ``gpus`` and ``resources`` for accelerators.
-        (templated)
+        ``min_replicas``/``max_replicas`` to enable autoscaling; ``resources`` for other extended resources.
+        Accelerators on GKE, per group (head included):
+
+        * ``gpus``: NVIDIA GPUs per pod (``nvidia.com/gpu`` requests = limits, an integer ≥ 0), with
+          ``gpu_accelerator`` the GPU type (node selector ``cloud.google.com/gke-accelerator``, e.g. ``"nvidia-l4"``);
+        * ``tpus``: TPU chips per host (``google.com/tpu`` requests = limits), with ``tpu_accelerator`` (node selector
+          ``cloud.google.com/gke-tpu-accelerator``, e.g. ``"tpu-v6e-slice"``, ``"tpu-v4-podslice"``) and
+          ``tpu_topology`` (``cloud.google.com/gke-tpu-topology``, e.g. ``"4x4"``; 3 dimensions such as ``"2x2x1"``
+          for v4/v5p). A multi-host slice gets ``numOfHosts`` = chips of the topology / ``tpus`` (``4x4`` with
+          ``tpus=4``: 4 hosts per replica; ``replicas`` counts slices), and the topology must be filled exactly.
+
+        Both add the toleration for the ``NoSchedule`` taint of GKE's GPU/TPU node pools. A group's own
+        ``node_selector``/``tolerations`` entries win over the derived ones. Multi-host TPUs need KubeRay's TPU
+        webhook (part of GKE's Ray Operator add-on) to set ``TPU_WORKER_HOSTNAMES``. (templated)
     :param runtime_env: Ray runtime_env mapping (or YAML string). (templated)
     :param manifest: a full RayJob manifest instead of the compact parameters (mapping, YAML string, or the name
         of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file). (templated)
@@ -72,11 +85,28 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         ``kuberay``); default ``kubernetes_default``.
     :param labels: extra labels on the RayJob; the provider's own identity labels are added to them. (templated)
     :param annotations: extra annotations on the RayJob; the provider's own are added to them. (templated)
-    :param service_account: Kubernetes service account of every Ray pod (head and workers), e.g. one bound to a
-        Google service account through Workload Identity. (templated)
+    :param service_account: the Kubernetes service account (KSA) of the head, every worker and the K8sJobMode
+        submitter pod (``serviceAccountName``). With GKE Workload Identity this is how the Ray job reaches BigQuery
+        and GCS with no key anywhere: bind the KSA to a Google service account (GSA) once, by annotating it
+        ``iam.gke.io/gcp-service-account: <gsa>@<project>.iam.gserviceaccount.com`` and granting the KSA
+        ``roles/iam.workloadIdentityUser`` on the GSA (member
+        ``serviceAccount:<project>.svc.id.goog[<namespace>/<ksa>]``), then give the GSA the data roles
+        (e.g. ``roles/bigquery.dataEditor``, ``roles/bigquery.readSessionUser``). Google client libraries in the
+        pods pick the credentials up from the metadata server (ADC). Or, with direct Workload Identity Federation,
+        grant the roles to the principal ``principal://iam.googleapis.com/projects/<number>/locations/global/
+        workloadIdentityPools/<project>.svc.id.goog/subject/ns/<namespace>/sa/<ksa>`` without a GSA. (templated)
     :param node_selector: node selector of every Ray pod. (templated)
     :param tolerations: tolerations of every Ray pod (Kubernetes toleration mappings). (templated)
     :param image_pull_secrets: names of the Secrets the Ray pods pull their images with. (templated)
+    :param enable_token_auth: turn on Ray token authentication (KubeRay ≥ 1.5.1 ``authOptions.mode: token``, Ray
+        ≥ 2.52.0; ``ray_version`` defaults to the version in the image tag): every Ray endpoint (GCS, dashboard,
+        job API) then requires a bearer token, which KubeRay generates into a Secret and injects into the Ray
+        containers and the submitter through ``secretKeyRef``. The provider never reads it: it follows the job
+        through the Kubernetes API (RayJob status, submitter pod logs), so the token appears in no XCom, link, log
+        or rendered field. People opening the dashboard link need the token from the Secret. Not with
+        ``cluster_selector`` (the shared cluster's own ``authOptions`` decide).
+    :param token_auth_secret: name of an existing Secret holding the token instead of a generated one
+        (``authOptions.secretName``; implies ``enable_token_auth``). (templated)
     :param secret_env: credentials for the job as Kubernetes Secret references, ``{"ENV": "secret-name:key"}``;
         they reach every Ray container through ``secretKeyRef`` and never appear in the spec. A literal value is
         refused only when it is a secret: a known token format (``ghp_…``, ``hf_…``, ``AKIA…``, a private key, …) or
@@ -101,6 +131,18 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     :param entrypoint_num_cpus: CPUs reserved for the entrypoint (KubeRay's ``entrypointNumCpus``). (templated)
     :param entrypoint_num_gpus: GPUs reserved for the entrypoint (KubeRay's ``entrypointNumGpus``). (templated)
     :param cluster_selector: name of an existing RayCluster to run on instead of creating one. (templated)
+    :param queue_name: the Kueue ``LocalQueue`` (in the RayJob's namespace) that admits this job, set as the label
+        ``kueue.x-k8s.io/queue-name``. The RayJob is then created with ``spec.suspend: true``; Kueue admits it by
+        setting ``suspend: false`` when the queue's ClusterQueue has quota, and only then does KubeRay create the
+        cluster. While it waits the task reports it as *queued*; ``pre_running_deadline_seconds`` and the
+        ``activeDeadlineSeconds`` derived from ``timeout`` count from admission (KubeRay's new ``startTime``),
+        ``timeout`` itself counts from the start of the task. Kueue refuses a queued RayJob with
+        ``cluster_selector``, autoscaling (``min_replicas`` != ``max_replicas``), more than 7 worker groups, a
+        worker group named ``head`` or ``shutdown_after_job_finishes=False``; so does this operator, up front.
+        (templated)
+    :param priority_class: a Kueue ``WorkloadPriorityClass`` name (label ``kueue.x-k8s.io/priority-class``) that
+        orders this job in its queue and may let it preempt lower ones (a preempted job is suspended, reported as
+        queued again, and re-runs from scratch on re-admission). Needs ``queue_name``. (templated)
     :param on_existing: a still-running RayJob of an earlier try: ``reattach`` (default), ``replace`` or ``fail``.
     :param cleanup_policy: ``on_failure`` (default), ``always`` or ``keep_failed``; see
         :func:`kuberay_provider.lifecycle.delete_after`.
@@ -118,7 +160,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         "labels", "annotations", "cluster_selector", "job_id", "service_account", "secret_env", "node_selector",
         "tolerations", "image_pull_secrets", "ray_version", "submission_mode", "ttl_seconds_after_finished",
         "backoff_limit", "pre_running_deadline_seconds", "active_deadline_seconds", "entrypoint_num_cpus",
-        "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env",
+        "entrypoint_num_gpus", "timeout", "log_tail_lines", "allow_env", "queue_name", "priority_class",
+        "token_auth_secret",
     )
     #: Only ``manifest`` may name a template file; other strings ending in .yaml render as strings.
     template_ext: Sequence[str] = (".yaml", ".yml")
@@ -158,6 +201,10 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         entrypoint_num_cpus: float | str | None = None,
         entrypoint_num_gpus: float | str | None = None,
         cluster_selector: str | None = None,
+        queue_name: str | None = None,
+        priority_class: str | None = None,
+        enable_token_auth: bool = False,
+        token_auth_secret: str | None = None,
         on_existing: str = "reattach",
         cleanup_policy: str = "on_failure",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -199,6 +246,10 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self.entrypoint_num_cpus = entrypoint_num_cpus
         self.entrypoint_num_gpus = entrypoint_num_gpus
         self.cluster_selector = cluster_selector
+        self.queue_name = queue_name
+        self.priority_class = priority_class
+        self.enable_token_auth = enable_token_auth
+        self.token_auth_secret = token_auth_secret
         self.on_existing = on_existing
         self.cleanup_policy = cleanup_policy
         self.deferrable = deferrable
@@ -257,10 +308,19 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             )
         if known(self.secret_env):
             specs.parse_secret_env(self.secret_env)
+        if known(self.queue_name, self.priority_class):
+            specs.kueue_labels(self.queue_name, self.priority_class)
+        if known(self.token_auth_secret) and specs.auth_options(self.enable_token_auth, self.token_auth_secret) \
+                and known(self.cluster_selector) and self.cluster_selector:
+            raise InvalidParameterError(
+                "enable_token_auth" if not self.token_auth_secret else "token_auth_secret",
+                self.token_auth_secret or self.enable_token_auth, "cannot be used with cluster_selector: the shared "
+                "RayCluster's own authOptions decide (KubeRay gives its submitter the cluster's token)")
         if rendered:
             return  # execute() builds (and so validates) the real RayJob next
         pod_fields = (self.head, self.worker_groups, self.image, self.service_account, self.node_selector,
-                      self.tolerations, self.image_pull_secrets, self.secret_env, self.ray_version)
+                      self.tolerations, self.image_pull_secrets, self.secret_env, self.ray_version,
+                      self.token_auth_secret)
         if self.manifest is None and known_now(self.cluster_selector, *pod_fields):
             self._cluster_spec()
         if self.manifest is not None and known_now(self.manifest) and not isinstance(self.manifest, TemplateFile):
@@ -345,7 +405,16 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             entrypoint_num_cpus=as_number(self.entrypoint_num_cpus, "entrypoint_num_cpus", allow_none=True),
             entrypoint_num_gpus=as_number(self.entrypoint_num_gpus, "entrypoint_num_gpus", allow_none=True),
             cluster_selector={c.RAY_CLUSTER_LABEL: self.cluster_selector} if self.cluster_selector else None,
+            submitter_pod_template=self._submitter_pod_template(),
         )
+
+    def _submitter_pod_template(self) -> dict[str, Any] | None:
+        """With ``service_account`` in K8sJobMode the submitter pod runs as that account too (KubeRay's default
+        submitter otherwise runs as the namespace's ``default`` account)."""
+        if not self.service_account or self.submission_mode != "K8sJobMode":
+            return None
+        head_image = (self.head or {}).get("image") if isinstance(self.head, Mapping) else None
+        return specs.submitter_pod_template(head_image or self.image, self.service_account)
 
     def _cluster_spec(self) -> dict[str, Any] | None:
         if self.cluster_selector:
@@ -364,7 +433,10 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             tolerations=self.tolerations, image_pull_secrets=self.image_pull_secrets,
             secret_env=specs.parse_secret_env(self.secret_env),
         )
-        return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=self.ray_version)
+        auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
+        ray_version = specs.ray_version_for_auth(self.ray_version, head.image or self.image, auth)
+        return specs.build_ray_cluster_spec(head=head, worker_groups=workers, pod=pod, ray_version=ray_version,
+                                            auth=auth)
 
     # -- building ------------------------------------------------------------------------------------------
     def _timeout_seconds(self) -> float | None:
@@ -381,7 +453,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         """The RayJob this task creates (pure given the rendered parameters); validated before returning."""
         name = self.name or identity.rayjob_name()
         namespace = namespace or self.namespace or c.DEFAULT_NAMESPACE
-        labels = {**self.labels, **identity.labels()}
+        labels = {**self.labels, **specs.kueue_labels(self.queue_name, self.priority_class), **identity.labels()}
         annotations = {**self.annotations, **identity.annotations()}
         job = self._job_settings(self._active_deadline_from_timeout())
         if self.manifest is not None:
@@ -391,6 +463,14 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                 "preRunningDeadlineSeconds", "activeDeadlineSeconds")}
             if self.entrypoint:
                 user["spec"]["entrypoint"] = self.entrypoint
+            auth = specs.auth_options(self.enable_token_auth, self.token_auth_secret)
+            if auth and isinstance(user["spec"].get("rayClusterSpec"), dict):
+                cluster = user["spec"]["rayClusterSpec"]
+                cluster.setdefault("authOptions", auth)
+                image = ((((cluster.get("headGroupSpec") or {}).get("template") or {}).get("spec") or {}).get(
+                    "containers") or [{}])[0].get("image")
+                if not cluster.get("rayVersion") and (self.ray_version or specs.ray_version_of_image(image or "")):
+                    cluster["rayVersion"] = self.ray_version or specs.ray_version_of_image(image or "")
             if self.secret_env:
                 if user["spec"].get("clusterSelector") or not isinstance(user["spec"].get("rayClusterSpec"), dict):
                     raise InvalidParameterError("secret_env", sorted(self.secret_env),
@@ -405,6 +485,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                 name=name, namespace=namespace, job=job, cluster_spec=self._cluster_spec(),
                 labels=labels, annotations=annotations,
             )
+        specs.apply_queue(manifest)
         specs.validate_rayjob(manifest, allow_env=self._allowed_env())
         return manifest
 

@@ -32,9 +32,42 @@ INT32_MAX = 2**31 - 1
 #: A Ray submission id that survives being a shell argument and a URL path segment.
 SUBMISSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _NODE_GROUP_KEYS = frozenset(
-    {"name", "cpu", "memory", "gpus", "resources", "replicas", "min_replicas", "max_replicas", "image",
-     "ray_start_params", "node_selector", "tolerations", "labels", "annotations", "env"}
+    {"name", "cpu", "memory", "gpus", "gpu_accelerator", "tpus", "tpu_topology", "tpu_accelerator", "resources",
+     "replicas", "min_replicas", "max_replicas", "image", "ray_start_params", "node_selector", "tolerations", "labels",
+     "annotations", "env"}
 )
+#: GKE's accelerator resources, node labels and the taints of its accelerator node pools.
+GPU_RESOURCE = "nvidia.com/gpu"
+TPU_RESOURCE = "google.com/tpu"
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GKE_TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+#: ``{chips}x{chips}[x{chips}]``: the chips of a TPU slice along each of its 2 or 3 dimensions.
+TPU_TOPOLOGY = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
+#: Dimensions of the topology of the TPU types whose topology shape GKE documents (others are not judged).
+TPU_TOPOLOGY_DIMENSIONS = {"tpu-v4-podslice": 3, "tpu-v5p-slice": 3, "tpu-v5-lite-podslice": 2,
+                           "tpu-v5-lite-device": 2, "tpu-v6e-slice": 2}
+
+
+def tpu_chips(topology: str) -> int:
+    """The number of chips in a TPU slice of ``topology`` (``"4x4"`` → 16, ``"2x2x1"`` → 4)."""
+    chips = 1
+    for dimension in topology.split("x"):
+        chips *= int(dimension)
+    return chips
+
+
+def accelerator_toleration(resource: str) -> dict[str, str]:
+    """The toleration for the taint GKE puts on GPU (``nvidia.com/gpu``) and TPU (``google.com/tpu``) node pools."""
+    return {"key": resource, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _accelerator_name(value: Any, parameter: str, example: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not pod_rules.LABEL_VALUE.match(value) or len(value) > 63:
+        raise InvalidParameterError(parameter, value, f"must be a GKE node label value such as {example!r}")
+    return value
 #: One origin: (manifest path prefix, compact parameter, collapse). ``collapse`` reports any path under the
 #: prefix as the parameter itself (an env entry is ``secret_env['X']`` whatever part of it is wrong).
 Origin = tuple[str, str, bool]
@@ -103,6 +136,10 @@ class NodeGroup:
     cpu: str = "1"
     memory: str = "2Gi"
     gpus: int = 0
+    gpu_accelerator: str | None = None
+    tpus: int = 0
+    tpu_topology: str | None = None
+    tpu_accelerator: str | None = None
     resources: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
     min_replicas: int | None = None
@@ -134,6 +171,7 @@ class NodeGroup:
         if worker and (not isinstance(name, str) or not name):
             raise InvalidParameterError(f"{parameter}.name", name, "must be a non-empty group name")
         gpus = as_int(raw.get("gpus", 0), f"{parameter}.gpus", minimum=0, maximum=INT32_MAX)
+        accelerators = _parse_accelerators(raw, parameter, gpus or 0)
         resources = raw.get("resources") or {}
         if not isinstance(resources, Mapping):
             raise InvalidParameterError(f"{parameter}.resources", resources, "must be a mapping of resource name to quantity")
@@ -157,6 +195,7 @@ class NodeGroup:
             cpu=validate_quantity(raw.get("cpu", "1"), f"{parameter}.cpu"),
             memory=validate_quantity(raw.get("memory", "2Gi"), f"{parameter}.memory"),
             gpus=gpus or 0,
+            **accelerators,
             resources={k: validate_quantity(v, f"{parameter}.resources[{k!r}]") for k, v in resources.items()},
             replicas=replicas or 0,
             min_replicas=min_r if worker else None,
@@ -171,17 +210,76 @@ class NodeGroup:
             parameter=parameter,
         )
 
+    @property
+    def num_of_hosts(self) -> int:
+        """Pods per replica: the hosts of a multi-host TPU slice (its chips / ``tpus`` per host), else 1."""
+        if not self.tpus or not self.tpu_topology:
+            return 1
+        return max(1, tpu_chips(self.tpu_topology) // self.tpus)
+
+    def accelerator_node_selector(self) -> dict[str, str]:
+        """The GKE node labels the group's accelerators need (``gke-accelerator`` / ``gke-tpu-*``)."""
+        selector: dict[str, str] = {}
+        if self.gpu_accelerator:
+            selector[GKE_ACCELERATOR_LABEL] = self.gpu_accelerator
+        if self.tpus:
+            selector[GKE_TPU_ACCELERATOR_LABEL] = self.tpu_accelerator or ""
+            selector[GKE_TPU_TOPOLOGY_LABEL] = self.tpu_topology or ""
+        return selector
+
+    def accelerator_tolerations(self) -> list[dict[str, str]]:
+        """Tolerations for the taints of GKE's GPU/TPU node pools."""
+        return [accelerator_toleration(r) for r, n in ((GPU_RESOURCE, self.gpus), (TPU_RESOURCE, self.tpus)) if n]
+
     def resource_requirements(self) -> dict[str, dict[str, str]]:
         """Requests equal limits for CPU and memory (what Ray recommends); GPUs and extras likewise."""
         requests = {"cpu": self.cpu, "memory": self.memory}
         limits = dict(requests)
-        if self.gpus:
-            limits["nvidia.com/gpu"] = str(self.gpus)
-            requests["nvidia.com/gpu"] = str(self.gpus)
+        for resource, count in ((GPU_RESOURCE, self.gpus), (TPU_RESOURCE, self.tpus)):
+            if count:
+                limits[resource] = requests[resource] = str(count)
         for key, value in self.resources.items():
             limits[key] = value
             requests[key] = value
         return {"requests": requests, "limits": limits}
+
+
+def _parse_accelerators(raw: Mapping[str, Any], parameter: str, gpus: int) -> dict[str, Any]:
+    """``gpu_accelerator``, ``tpus``, ``tpu_topology`` and ``tpu_accelerator`` of a node group, each checked alone
+    and against the others; whether the topology fits the chips is judged with the manifest
+    (:func:`kuberay_provider.specs.kuberay_rules.validate_gke_tpu`)."""
+    tpus = as_int(raw.get("tpus", 0), f"{parameter}.tpus", minimum=0, maximum=INT32_MAX) or 0
+    gpu_accelerator = _accelerator_name(raw.get("gpu_accelerator"), f"{parameter}.gpu_accelerator", "nvidia-l4")
+    tpu_accelerator = _accelerator_name(raw.get("tpu_accelerator"), f"{parameter}.tpu_accelerator", "tpu-v6e-slice")
+    topology = raw.get("tpu_topology")
+    topology = None if topology in (None, "") else topology
+    if gpu_accelerator and not gpus:
+        raise InvalidParameterError(f"{parameter}.gpus", raw.get("gpus", 0),
+                                    f"must be ≥ 1 when gpu_accelerator={gpu_accelerator!r} is set")
+    if tpus and gpus:
+        raise InvalidParameterError(f"{parameter}.tpus", tpus, "cannot be combined with gpus in one group: a GKE node "
+                                    "has either GPUs or TPUs; use two groups")
+    if not tpus and (topology or tpu_accelerator):
+        which = "tpu_topology" if topology else "tpu_accelerator"
+        raise InvalidParameterError(f"{parameter}.tpus", raw.get("tpus", 0),
+                                    f"must be ≥ 1 (TPU chips per host) when {which} is set")
+    if tpus and not tpu_accelerator:
+        raise InvalidParameterError(f"{parameter}.tpu_accelerator", raw.get("tpu_accelerator"),
+                                    "is required with tpus: the GKE TPU type, e.g. 'tpu-v6e-slice' or 'tpu-v4-podslice'")
+    if tpus and topology is None:
+        raise InvalidParameterError(f"{parameter}.tpu_topology", None,
+                                    "is required with tpus: the slice's chips per dimension, e.g. '2x2' or '2x2x1'")
+    if topology is not None:
+        if not isinstance(topology, str) or not TPU_TOPOLOGY.match(topology):
+            raise InvalidParameterError(f"{parameter}.tpu_topology", topology,
+                                        "must be the chips per dimension such as '2x2', '4x4' or '2x2x1'")
+        dimensions = TPU_TOPOLOGY_DIMENSIONS.get(tpu_accelerator or "")
+        if dimensions and topology.count("x") + 1 != dimensions:
+            raise InvalidParameterError(f"{parameter}.tpu_topology", topology,
+                                        f"must have {dimensions} dimensions for {tpu_accelerator} (e.g. "
+                                        f"{'2x2x1' if dimensions == 3 else '2x2'})")
+    return {"gpu_accelerator": gpu_accelerator, "tpus": tpus, "tpu_topology": topology,
+            "tpu_accelerator": tpu_accelerator}
 
 
 def parse_secret_env(secret_env: Mapping[str, Any] | None, parameter: str = "secret_env") -> dict[str, tuple[str, str]]:
@@ -246,7 +344,8 @@ def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports
     for kind in ("limits", "requests"):
         for res in container["resources"][kind]:
             what = {"cpu": f"{gp}.cpu", "memory": f"{gp}.memory"}.get(res) or (
-                f"{gp}.gpus" if res == "nvidia.com/gpu" and group.gpus else f"{gp}.resources[{res!r}]")
+                f"{gp}.gpus" if res == GPU_RESOURCE and group.gpus else
+                f"{gp}.tpus" if res == TPU_RESOURCE and group.tpus else f"{gp}.resources[{res!r}]")
             origins.append((f"{container_path}.resources.{kind}[{res!r}]", what, True))
     if ports:
         container["ports"] = ports
@@ -261,18 +360,26 @@ def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports
     if pod.service_account:
         spec["serviceAccountName"] = pod.service_account
         origins.append((f"{base}.spec.serviceAccountName", "service_account", True))
-    node_selector = {**pod.node_selector, **group.node_selector}
+    derived = group.accelerator_node_selector()
+    node_selector = {**pod.node_selector, **derived, **group.node_selector}
+    derived_from = {GKE_ACCELERATOR_LABEL: f"{gp}.gpu_accelerator", GKE_TPU_ACCELERATOR_LABEL: f"{gp}.tpu_accelerator",
+                    GKE_TPU_TOPOLOGY_LABEL: f"{gp}.tpu_topology"}
     if node_selector:
         spec["nodeSelector"] = node_selector
         origins += [(f"{base}.spec.nodeSelector[{k!r}]",
-                     f"{gp}.node_selector[{k!r}]" if k in group.node_selector else f"node_selector[{k!r}]", True)
+                     f"{gp}.node_selector[{k!r}]" if k in group.node_selector else derived_from[k] if k in derived
+                     else f"node_selector[{k!r}]", True)
                     for k in node_selector]
-    tolerations = [*pod.tolerations, *group.tolerations]
+    given = [*pod.tolerations, *group.tolerations]
+    added = [t for t in group.accelerator_tolerations() if not any(g.get("key") == t["key"] for g in given)]
+    tolerations = [*given, *added]
     if tolerations:
         spec["tolerations"] = [dict(t) for t in tolerations]
         origins += [(f"{base}.spec.tolerations[{i}]", f"tolerations[{i}]", False) for i in range(len(pod.tolerations))]
         origins += [(f"{base}.spec.tolerations[{len(pod.tolerations) + i}]", f"{gp}.tolerations[{i}]", False)
                     for i in range(len(group.tolerations))]
+        origins += [(f"{base}.spec.tolerations[{len(given) + i}]", f"{gp}.{'gpus' if t['key'] == GPU_RESOURCE else 'tpus'}",
+                     True) for i, t in enumerate(added)]
     if pod.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in pod.image_pull_secrets]
         origins += [(f"{base}.spec.imagePullSecrets[{i}]", f"image_pull_secrets[{i}]", True)
@@ -286,14 +393,55 @@ def _pod_template(group: NodeGroup, pod: PodSettings, container_name: str, ports
     return template
 
 
+#: ``rayproject/ray:2.60.0-py311`` → ``2.60.0``: the Ray version an image tag names.
+_IMAGE_RAY_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)(?:[-.@]|$)")
+
+
+def ray_version_of_image(image: str) -> str | None:
+    """The Ray version in an image tag such as ``rayproject/ray:2.60.0-py311`` (None if the tag names none)."""
+    match = _IMAGE_RAY_VERSION.search(image.rsplit("/", 1)[-1]) if isinstance(image, str) else None
+    return match[1] if match else None
+
+
+def ray_version_for_auth(ray_version: str | None, image: str, auth: Mapping[str, str] | None) -> str | None:
+    """``rayVersion`` for a cluster: as given, else (token auth needs one, KubeRay refuses it without) the version
+    the image tag names; refused naming ``ray_version`` when neither exists."""
+    if ray_version or not auth:
+        return ray_version
+    found = ray_version_of_image(image)
+    if found is None:
+        raise InvalidParameterError("ray_version", None, f"is required with token auth (KubeRay needs rayVersion "
+                                    f"≥ 2.52.0) and the image tag {image!r} names no Ray version")
+    return found
+
+
+def auth_options(enable_token_auth: Any, token_auth_secret: Any) -> dict[str, str] | None:
+    """KubeRay's ``authOptions`` for Ray token authentication (KubeRay ≥ 1.5.1, Ray ≥ 2.52.0), or None.
+
+    ``mode: token`` makes KubeRay require a bearer token on the GCS, the dashboard and the job API, create a Secret
+    with a random token (or use ``secretName``) and inject it into every Ray container and the submitter through a
+    ``secretKeyRef``: the token never passes through Airflow. ``token_auth_secret`` implies token auth."""
+    if not isinstance(enable_token_auth, bool):
+        # the value is not echoed: a token passed here by mistake must not reach a log
+        raise InvalidParameterError("enable_token_auth", "<hidden>", "must be True or False (never the token "
+                                    "itself: KubeRay generates it, or name its Secret with token_auth_secret)")
+    if token_auth_secret in (None, ""):
+        return {"mode": "token"} if enable_token_auth else None
+    if not isinstance(token_auth_secret, str):
+        raise InvalidParameterError("token_auth_secret", token_auth_secret, "must be the name of a Kubernetes Secret")
+    return {"mode": "token", "secretName": token_auth_secret}
+
+
 def build_ray_cluster_spec(
     *,
     head: NodeGroup,
     worker_groups: Sequence[NodeGroup],
     pod: PodSettings,
     ray_version: str | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``rayClusterSpec`` of a RayJob (also the ``spec`` of a standalone RayCluster)."""
+    """The ``rayClusterSpec`` of a RayJob (also the ``spec`` of a standalone RayCluster); ``auth`` is its
+    ``authOptions`` (:func:`auth_options`)."""
     head_ports = [
         {"name": "gcs-server", "containerPort": 6379},
         {"name": "dashboard", "containerPort": 8265},
@@ -312,6 +460,9 @@ def build_ray_cluster_spec(
             "rayStartParams": dict(group.ray_start_params),
             "template": _pod_template(group, pod, "ray-worker", [], f"{wp}.template", origins),
         })
+        if group.tpus:
+            workers[-1]["numOfHosts"] = group.num_of_hosts  # pods per replica: the hosts of one TPU slice
+            origins.append((f"{wp}.numOfHosts", f"{group.parameter}.tpu_topology", True))
         origins += [(f"{wp}.groupName", f"{group.parameter}.name", True),
                     (f"{wp}.replicas", f"{group.parameter}.replicas", True),
                     (f"{wp}.minReplicas", f"{group.parameter}.min_replicas", True),
@@ -329,6 +480,9 @@ def build_ray_cluster_spec(
         spec["enableInTreeAutoscaling"] = True
     if ray_version:
         spec["rayVersion"] = ray_version
+    if auth:
+        spec["authOptions"] = dict(auth)
+        origins += [("authOptions", "enable_token_auth", True), ("authOptions.secretName", "token_auth_secret", True)]
     remember_origins(spec, origins)
     return spec
 
@@ -372,6 +526,7 @@ class JobSettings:
     entrypoint_num_gpus: float | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     cluster_selector: Mapping[str, str] | None = None
+    submitter_pod_template: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for parameter in ("entrypoint_num_cpus", "entrypoint_num_gpus"):
@@ -410,6 +565,8 @@ class JobSettings:
             spec["metadata"] = dict(self.metadata)
         if self.cluster_selector:
             spec["clusterSelector"] = dict(self.cluster_selector)
+        if self.submitter_pod_template:
+            spec["submitterPodTemplate"] = copy.deepcopy(dict(self.submitter_pod_template))
         return spec
 
 
@@ -420,7 +577,53 @@ JOB_ORIGINS: list[Origin] = [(f"spec.{k}", v, False) for k, v in (
     ("backoffLimit", "backoff_limit"), ("preRunningDeadlineSeconds", "pre_running_deadline_seconds"),
     ("activeDeadlineSeconds", "active_deadline_seconds"), ("jobId", "job_id"), ("entrypointNumCpus", "entrypoint_num_cpus"),
     ("entrypointNumGpus", "entrypoint_num_gpus"), ("clusterSelector", "cluster_selector"), ("metadata", "metadata"),
-)]
+)] + [(f"metadata.labels[{c.KUEUE_QUEUE_LABEL!r}]", "queue_name", True),
+      (f"metadata.labels[{c.KUEUE_PRIORITY_LABEL!r}]", "priority_class", True),
+      ("spec.suspend", "queue_name", True),
+      ("spec.submitterPodTemplate.spec.serviceAccountName", "service_account", True),
+      ("spec.submitterPodTemplate.spec.containers[0].image", "image", True)]
+#: KubeRay's default submitter container resources (``GetDefaultSubmitterContainer``).
+SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def submitter_pod_template(image: str, service_account: str) -> dict[str, Any]:
+    """KubeRay's default K8sJobMode submitter pod (``ray-job-submitter``, the head's image, KubeRay's resources,
+    ``restartPolicy: Never``) running as ``service_account``. KubeRay still fills in the ``ray job submit``
+    command and its environment, since the container has no command."""
+    return {"spec": {"serviceAccountName": service_account, "restartPolicy": "Never", "containers": [
+        {"name": c.SUBMITTER_CONTAINER, "image": image, "resources": copy.deepcopy(SUBMITTER_RESOURCES)}]}}
+
+
+def kueue_labels(queue_name: Any, priority_class: Any) -> dict[str, str]:
+    """The Kueue labels of a RayJob sent to ``queue_name`` (a LocalQueue) with ``priority_class`` (a
+    WorkloadPriorityClass); empty when not queued. Whether the names are valid is judged with the manifest."""
+    labels: dict[str, str] = {}
+    for parameter, value, label in (("queue_name", queue_name, c.KUEUE_QUEUE_LABEL),
+                                    ("priority_class", priority_class, c.KUEUE_PRIORITY_LABEL)):
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise InvalidParameterError(parameter, value, "must be a string naming a Kueue "
+                                        + ("LocalQueue" if parameter == "queue_name" else "WorkloadPriorityClass"))
+        labels[label] = value
+    if c.KUEUE_PRIORITY_LABEL in labels and c.KUEUE_QUEUE_LABEL not in labels:
+        raise InvalidParameterError("priority_class", priority_class,
+                                    "needs queue_name: Kueue only admits (and orders by priority) a queued RayJob")
+    return labels
+
+
+def is_queued(manifest: Mapping[str, Any]) -> bool:
+    """Whether a RayJob is sent to a Kueue queue (it carries ``kueue.x-k8s.io/queue-name``)."""
+    return bool(((manifest.get("metadata") or {}).get("labels") or {}).get(c.KUEUE_QUEUE_LABEL))
+
+
+def apply_queue(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A queued RayJob is created with ``spec.suspend: true``, as KubeRay and Kueue require: Kueue admits it by
+    setting ``suspend: false`` once its LocalQueue has quota, and only then does KubeRay create the cluster (and
+    start counting ``preRunningDeadlineSeconds`` and ``activeDeadlineSeconds``, from the new ``startTime``)."""
+    if is_queued(manifest) and isinstance(manifest.get("spec"), dict):
+        manifest["spec"]["suspend"] = True
+    return manifest
 
 
 def build_rayjob(

@@ -235,6 +235,10 @@ def validate_auth_options(spec: Mapping[str, Any], path: str) -> Problems:
             yield f"{path}.authOptions.secretName", "cannot be set together with enableK8sTokenAuth"
     elif k8s_auth:
         yield f"{path}.authOptions.enableK8sTokenAuth", "needs authOptions.mode 'token'"
+    secret = auth.get("secretName")
+    if secret and (not DNS_1123_SUBDOMAIN.match(secret) or len(secret) > 253):
+        # The provider's rule: KubeRay accepts it, and every Ray pod then fails to reference the Secret.
+        yield f"{path}.authOptions.secretName", "must name a Kubernetes Secret (a DNS-1123 subdomain)"
 
 
 def validate_ray_cluster_upgrade_options(spec: Mapping[str, Any], path: str, *, created_by_rayjob: bool) -> Problems:
@@ -380,6 +384,77 @@ def validate_rayjob_spec(rayjob: Mapping[str, Any]) -> Problems:
             yield "spec.entrypointResources", "must be a JSON object of resource name to number, e.g. '{\"TPU\": 1}'"
 
 
+def _quantity_int(value: Any) -> int | None:
+    number = pod_rules.parse_quantity(str(value)) if value is not None else None
+    return int(number) if number is not None and number == int(number) else None
+
+
+def validate_gke_tpu(cluster: Mapping[str, Any], path: str) -> Problems:
+    """GKE's TPU rule, on every group whose Ray container asks for ``google.com/tpu`` and selects a topology
+    (``cloud.google.com/gke-tpu-topology``): a slice of that topology has a fixed number of chips, and its pods must
+    claim all of them, ``numOfHosts`` times the chips per pod (``TPU_WORKER_HOSTNAMES`` and the slice's all-or-nothing
+    scheduling depend on it). The head is a single pod. Not KubeRay's rule: otherwise the pods never schedule."""
+    groups = [("headGroupSpec", cluster.get("headGroupSpec") or {}, True)]
+    groups += [(f"workerGroupSpecs[{i}]", g, False) for i, g in enumerate(cluster.get("workerGroupSpecs") or [])
+               if isinstance(g, Mapping)]
+    for where, group, head in groups:
+        template = group.get("template") if isinstance(group.get("template"), Mapping) else {}
+        selector = (template.get("spec") or {}).get("nodeSelector") or {}
+        topology = selector.get(building.GKE_TPU_TOPOLOGY_LABEL) if isinstance(selector, Mapping) else None
+        resources = _ray_container(group).get("resources") or {}
+        per_pod = _quantity_int((resources.get("limits") or {}).get(building.TPU_RESOURCE)
+                                or (resources.get("requests") or {}).get(building.TPU_RESOURCE))
+        if not per_pod or not isinstance(topology, str) or not building.TPU_TOPOLOGY.match(topology):
+            continue
+        chips, hosts = building.tpu_chips(topology), 1 if head else int(group.get("numOfHosts") or 1)
+        if chips != hosts * per_pod:
+            fits = f"; {chips // per_pod} hosts would fit" if chips % per_pod == 0 and not head else ""
+            pods = "the head (one pod)" if head else f"numOfHosts={hosts}"
+            yield (f"{path}.{where}.template.spec.nodeSelector[{building.GKE_TPU_TOPOLOGY_LABEL!r}]",
+                   f"a TPU slice of topology {topology} has {chips} chips, but {pods} times google.com/tpu={per_pod} "
+                   f"per pod claims {hosts * per_pod}: they must be equal{fits}")
+
+
+#: Kueue admits at most 8 pod sets per workload; a RayJob's head is one (``rayjob_webhook.go``).
+KUEUE_MAX_WORKER_GROUPS = 7
+
+
+def validate_kueue(rayjob: Mapping[str, Any]) -> Problems:
+    """Kueue's RayJob webhook (``pkg/controller/jobs/rayjob/rayjob_webhook.go``, ``validateCreate``) for a RayJob
+    labelled ``kueue.x-k8s.io/queue-name``, which refuses the RayJob at creation (no Kueue: the label is inert).
+    The provider's own rule: a priority class without a queue is never looked at."""
+    labels = (rayjob.get("metadata") or {}).get("labels") or {}
+    queue, priority = labels.get(c.KUEUE_QUEUE_LABEL), labels.get(c.KUEUE_PRIORITY_LABEL)
+    qpath, ppath = f"metadata.labels[{c.KUEUE_QUEUE_LABEL!r}]", f"metadata.labels[{c.KUEUE_PRIORITY_LABEL!r}]"
+    if priority is not None and not queue:
+        yield ppath, f"needs a queue ({c.KUEUE_QUEUE_LABEL}): Kueue only orders queued RayJobs by priority"
+    if not queue:
+        return
+    if not DNS_1123_SUBDOMAIN.match(queue) or len(queue) > 63:
+        yield qpath, "must name a Kueue LocalQueue: a lower-case DNS-1123 name of at most 63 characters"
+    if priority is not None and (not DNS_1123_SUBDOMAIN.match(priority) or len(priority) > 63):
+        yield ppath, "must name a Kueue WorkloadPriorityClass: a lower-case DNS-1123 name of at most 63 characters"
+    spec = rayjob.get("spec") or {}
+    cluster = spec.get("rayClusterSpec") or {}
+    if spec.get("clusterSelector"):
+        yield qpath, ("cannot be used with clusterSelector: a Kueue-managed RayJob should not use an existing "
+                      "cluster (Kueue admits the cluster the RayJob creates)")
+    if spec.get("shutdownAfterJobFinishes") is not True:
+        yield qpath, ("needs shutdown_after_job_finishes=True: a Kueue-managed RayJob should delete the cluster "
+                      "after finishing")
+    if _autoscaling(cluster):
+        yield qpath, ("cannot be used with autoscaling (min_replicas != max_replicas, enableInTreeAutoscaling): a "
+                      "Kueue-managed RayJob should not use autoscaling")
+    groups = cluster.get("workerGroupSpecs") or []
+    if len(groups) > KUEUE_MAX_WORKER_GROUPS:
+        yield qpath, (f"allows at most {KUEUE_MAX_WORKER_GROUPS} worker groups (Kueue admits 8 pod sets, one is the "
+                      f"head), got {len(groups)}")
+    for i, group in enumerate(groups):
+        if isinstance(group, Mapping) and group.get("groupName") == "head":
+            yield f"spec.rayClusterSpec.workerGroupSpecs[{i}].groupName", (
+                "must not be 'head' in a Kueue-managed RayJob (Kueue names the head's pod set 'head')")
+
+
 def _metadata(obj: Mapping[str, Any], kind: str) -> Problems:
     """The API server's ``ValidateObjectMeta`` (namespace, labels, annotations) and KubeRay's name rule
     (``ValidateRayJobMetadata`` / ``ValidateRayClusterMetadata``)."""
@@ -435,6 +510,7 @@ def problems(obj: Mapping[str, Any], *, allow_env: Collection[str] = ()) -> list
     if schema_problems:
         return found  # KubeRay's rules presume a schema-valid object (the API server refuses it first)
     if kind == c.RAYJOB_KIND:
+        found += validate_kueue(defaulted)  # Kueue's webhook refuses at creation, before KubeRay ever looks
         found += validate_rayjob_spec(defaulted)
     else:
         annotations = (defaulted.get("metadata") or {}).get("annotations") or {}
@@ -442,6 +518,10 @@ def problems(obj: Mapping[str, Any], *, allow_env: Collection[str] = ()) -> list
         labels = (defaulted.get("metadata") or {}).get("labels") or {}
         found += validate_ray_cluster_upgrade_options(
             defaulted["spec"], "spec", created_by_rayjob=labels.get(c.ORIGINATED_FROM_CRD_LABEL) in ("RayJob", "RayService"))
+    cluster, prefix = ((defaulted["spec"].get("rayClusterSpec"), "spec.rayClusterSpec") if kind == c.RAYJOB_KIND
+                       else (defaulted["spec"], "spec"))
+    if isinstance(cluster, Mapping):
+        found += validate_gke_tpu(cluster, prefix)
     for path, template in _templates(defaulted):
         found += pod_rules.validate_pod_template(template, path)
     found += secret_policy.manifest_problems(defaulted, allow=allow_env)
