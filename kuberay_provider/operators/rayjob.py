@@ -62,7 +62,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         replica counts; a TPU head must be a single host). (templated)
     :param worker_groups: e.g. ``[{"name": "cpu", "replicas": 2, "cpu": 4, "memory": "16Gi"}]``; set
         ``min_replicas``/``max_replicas`` to enable autoscaling; ``resources`` for other extended resources.
-        Accelerators on GKE, per group (head included):
+        (templated) Accelerators on GKE, per group (head included):
 
         * ``gpus``: NVIDIA GPUs per pod (``nvidia.com/gpu`` requests = limits, an integer ≥ 0), with
           ``gpu_accelerator`` the GPU type (node selector ``cloud.google.com/gke-accelerator``, e.g. ``"nvidia-l4"``);
@@ -74,7 +74,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
 
         Both add the toleration for the ``NoSchedule`` taint of GKE's GPU/TPU node pools. A group's own
         ``node_selector``/``tolerations`` entries win over the derived ones. Multi-host TPUs need KubeRay's TPU
-        webhook (part of GKE's Ray Operator add-on) to set ``TPU_WORKER_HOSTNAMES``. (templated)
+        webhook (part of GKE's Ray Operator add-on) to set ``TPU_WORKER_HOSTNAMES``.
     :param runtime_env: Ray runtime_env mapping (or YAML string). (templated)
     :param manifest: a full RayJob manifest instead of the compact parameters (mapping, YAML string, or the name
         of a templated ``.yaml``/``.yml`` file; only this field is ever loaded as a template file). (templated)
