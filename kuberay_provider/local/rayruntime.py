@@ -63,15 +63,6 @@ def ray_start_flags(ray_start_params: dict | None, pod_template: dict | None = N
     return flags
 
 
-def wait_gcs_ready(gcs_port: int, argv: list[str]) -> list[str]:
-    """``argv`` behind KubeRay's ``wait-gcs-ready`` init container: a worker node starts only once the head's GCS
-    accepts connections (KubeRay loops on ``ray health-check``; a TCP connect is the cheap local equivalent), so a
-    head that is slow to start on a busy machine never makes ``ray start --address`` give up. ``exec`` keeps the
-    process (and its process group) the worker's own."""
-    probe = f"until (exec 3<>/dev/tcp/127.0.0.1/{int(gcs_port)}) 2>/dev/null; do sleep 0.5; done"
-    return ["bash", "-c", f'{probe}; exec "$@"', "wait-gcs-ready", *argv]
-
-
 def ephemeral_port_range() -> tuple[int, int]:
     """The kernel's ephemeral port range (what :func:`free_port` draws from)."""
     try:
@@ -308,8 +299,7 @@ class RayRuntime:
                       *(cluster.worker_flags[index] if index < len(cluster.worker_flags) else [])]
             image = cluster.worker_images[index] if index < len(cluster.worker_images) else cluster.image
             worker_env = images.node_env(image, env, site_dir, [cluster.temp_dir])
-            cluster.processes.append(self._spawn(wait_gcs_ready(cluster.gcs_port, worker), worker_env,
-                                                 cluster.log_dir / f"worker-{index}.log", home))
+            cluster.processes.append(self._spawn(worker, worker_env, cluster.log_dir / f"worker-{index}.log", home))
             self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
 
     @staticmethod
