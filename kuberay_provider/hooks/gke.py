@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kuberay_provider.hooks.conn_mode import GkeTarget, field
+from kuberay_provider.hooks.conn_mode import GkeTarget
 
 log = logging.getLogger(__name__)
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -112,7 +112,7 @@ def google_credentials(target: GkeTarget) -> tuple[Any, str | None]:
         try:
             from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
         except ImportError:
-            GoogleBaseHook = None  # noqa: N806
+            GoogleBaseHook = None
         if GoogleBaseHook is not None:
             try:
                 hook = GoogleBaseHook(gcp_conn_id=target.gcp_conn_id,
@@ -288,7 +288,7 @@ def fetch_endpoint(target: GkeTarget, credentials: Any, project_id: str | None) 
     except gexc.NotFound as exc:
         raise GkeConnectionError("GKE API", "cluster_name", target.cluster_name,
                                  f"no cluster {path} (404: {exc.message})") from exc
-    except gexc.PermissionDenied as exc:
+    except (gexc.PermissionDenied, gexc.Forbidden) as exc:
         raise GkeConnectionError("GKE API", "gcp_conn_id", target.gcp_conn_id,
                                  f"the credentials may not read {path} (403: {exc.message}); grant "
                                  "container.clusters.get (e.g. roles/container.clusterViewer)") from exc

@@ -26,7 +26,6 @@ from typing import Any
 
 from aiohttp import web
 
-
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 
