@@ -139,10 +139,14 @@ class LocalStack:
 
     @property
     def gke_env(self) -> dict[str, str]:
-        """GKE mode: ``kubernetes_default`` as a ``kuberay`` connection in GKE mode and the Google credentials
-        (``GOOGLE_APPLICATION_CREDENTIALS``: a service-account key whose token_uri is the local token endpoint)."""
+        """GKE mode: ``kubernetes_default`` as a ``kuberay`` connection in GKE mode and its Google credentials, the
+        ``google_cloud_default`` connection (``key_path``: a service-account key whose token_uri is the local token
+        endpoint). A connection rather than ``GOOGLE_APPLICATION_CREDENTIALS`` keeps the key on the Airflow side:
+        the local Ray and Spark processes inherit the environment, and on GKE they use their own identity."""
+        google = {"conn_type": "google_cloud_platform", "extra": {"key_path": str(self.key_path),
+                                                                  "project": GKE_PROJECT}}
         return {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(self.gke_connection()),
-                "GOOGLE_APPLICATION_CREDENTIALS": str(self.key_path), "GOOGLE_CLOUD_PROJECT": GKE_PROJECT}
+                "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(google)}
 
     def start(self) -> LocalStack:
         """Start the API server, the controllers and the emulator (in parallel); returns once all answer."""
