@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("google.cloud.container_v1", reason="the google extra (google-cloud-container) is not installed")
+
 from kuberay_provider.hooks.gke import GkeConnectionError
 from kuberay_provider.local.google import Cluster
 from kuberay_provider.local.tls import make_ca
