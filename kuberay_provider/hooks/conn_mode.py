@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kuberay_provider.connection_form import DEFAULT_GCP_CONN_ID, FORM_FIELDS, HIDDEN_FIELDS
 from kuberay_provider.errors import InvalidParameterError
 
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
 #: Extras of the kubeconfig mode (the cncf provider's fields).
 KUBECONFIG_FIELDS = ("kube_config_path", "kube_config", "in_cluster", "cluster_context")
 #: Extras that select GKE mode.
@@ -158,60 +158,6 @@ def resolve_mode(extras: Mapping[str, Any] | None) -> ConnectionMode:
 
 
 # ------------------------------------------------------------------------------------------------ UI form
-@dataclass(frozen=True)
-class FormField:
-    """One extra field of the ``kuberay`` connection form."""
-
-    label: str
-    description: str
-    kind: str = "string"  # string | text | boolean
-    placeholder: str | None = None
-
-
-#: The form, declared once: Airflow >= 3.2 reads it from the provider info (``conn-fields``), older Airflow
-#: through :func:`connection_form_widgets` (wtforms).
-FORM_FIELDS: dict[str, FormField] = {
-    "kube_config_path": FormField("Kube config path", "kubeconfig mode: a kubeconfig file on the worker",
-                                  placeholder="~/.kube/config"),
-    "kube_config": FormField("Kube config (JSON or YAML)", "kubeconfig mode: the kubeconfig's content", "text",
-                             "apiVersion: v1\nkind: Config\n..."),
-    "in_cluster": FormField("In cluster configuration", "kubeconfig mode: the worker's own service account",
-                            "boolean"),
-    "cluster_context": FormField("Cluster context", "kubeconfig mode: the kubeconfig context to use",
-                                 placeholder="my-context"),
-    "project_id": FormField("GKE project id", "GKE mode: the cluster's project (default: the credentials')",
-                            placeholder="my-gcp-project"),
-    "location": FormField("GKE location", "GKE mode: the cluster's region or zone", placeholder="us-central1"),
-    "cluster_name": FormField("GKE cluster name", "GKE mode: endpoint and CA come from the GKE API",
-                              placeholder="ray-cluster"),
-    "gcp_conn_id": FormField("Google Cloud connection id", "GKE mode: credentials (default google_cloud_default, "
-                             "else Application Default Credentials)", placeholder=DEFAULT_GCP_CONN_ID),
-    "impersonation_chain": FormField("Impersonation chain", "GKE mode: service account(s) to impersonate, "
-                                     "comma-separated; the last one is used",
-                                     placeholder="ray-runner@my-gcp-project.iam.gserviceaccount.com"),
-    "use_internal_ip": FormField("Use the private endpoint (internal IP)", "GKE mode: private clusters",
-                                 "boolean"),
-    "use_dns_endpoint": FormField("Use the DNS-based endpoint", "GKE mode: TLS verified against the public roots",
-                                  "boolean"),
-    "namespace": FormField("Namespace", "where RayJobs run (default: default)", placeholder="ray-jobs"),
-    "request_timeout": FormField("Request timeout (s)", "one API request's timeout, default 30", placeholder="30"),
-}
-HIDDEN_FIELDS = ["host", "schema", "login", "password", "port"]
-
-
-def provider_conn_fields() -> dict[str, Any]:
-    """``conn-fields`` of the provider info (Airflow >= 3.2's declarative connection form)."""
-    types = {"string": ["string", "null"], "text": ["string", "null"], "boolean": ["boolean", "null"]}
-    return {name: {"label": f.label, "description": f.description, "schema": {"type": types[f.kind]}}
-            for name, f in FORM_FIELDS.items()}
-
-
-def provider_ui_field_behaviour() -> dict[str, Any]:
-    """``ui-field-behaviour`` of the provider info (kebab-case keys, as Airflow reads it there)."""
-    behaviour = connection_ui_field_behaviour()
-    return {"hidden-fields": behaviour["hidden_fields"], "relabeling": {}, "placeholders": behaviour["placeholders"]}
-
-
 def connection_form_widgets() -> dict[str, Any]:
     """The form's fields as wtforms fields with flask-appbuilder widgets (Airflow < 3.2; imported here, lazily,
     as Airflow's providers do)."""
@@ -231,5 +177,6 @@ def connection_form_widgets() -> dict[str, Any]:
 
 def connection_ui_field_behaviour() -> dict[str, Any]:
     """Hidden standard fields and placeholders of the ``kuberay`` connection form."""
-    return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": {},
-            "placeholders": {name: f.placeholder for name, f in FORM_FIELDS.items() if f.placeholder}}
+    from kuberay_provider.connection_form import placeholders
+
+    return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": {}, "placeholders": placeholders()}
