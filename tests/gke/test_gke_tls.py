@@ -49,19 +49,32 @@ def test_sync_client_refreshes_before_expiry_and_once_after_a_401(gke):
     assert hook.api_client.configuration.host.startswith("https://127.0.0.1:")
 
 
+def _refuse_next_request(gke) -> None:
+    """The API server refuses the next request's token once (as after a revocation or clock skew)."""
+    accept, pending = gke.google.principal_of, [True]
+
+    def authenticate(token):
+        if pending:
+            pending.pop()
+            return None
+        return accept(token)
+
+    gke.server.authenticate = authenticate
+
+
 def test_sync_watch_resumes_after_a_401_and_the_wait_finishes(gke):
     gke.commit("ADDED", _rayjob("job-a", {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}))
     hook = _hook()
     result: dict = {}
     waiting = threading.Thread(target=lambda: result.setdefault("status", hook.wait_for_rayjob("job-a", "ns",
-                                                                                             timeout=60)))
+                                                                                             timeout=120)))
     waiting.start()
     time.sleep(1.0)
-    gke.google.revoke_all()
-    gke.run(gke.server._drop_watches)  # the watch reconnects with the now unknown token: 401
+    _refuse_next_request(gke)
+    gke.run(gke.server._drop_watches)  # the watch reconnects and is refused once: 401
     time.sleep(TOKEN_LIFETIME * 2)  # a further expiry while the wait goes on
     gke.commit("MODIFIED", _rayjob("job-a", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}))
-    waiting.join(30)
+    waiting.join(60)
     assert result["status"].is_success
     assert gke.server.unauthorized >= 1 and hook.gke_access.tokens.forced >= 1
 
@@ -78,12 +91,11 @@ def test_async_watch_and_log_follow_through_the_shared_informer_survive_401s(gke
 
         async def finish_later():
             await asyncio.sleep(1.0)
-            gke.google.revoke_all()
-            gke.run(gke.server._drop_watches)
-            for _ in range(6):  # whenever the watch reconnects (after its backoff), its token is unknown
-                await asyncio.sleep(0.3)
-                gke.google.revoke_all()
+            before = gke.server.unauthorized
+            _refuse_next_request(gke)
+            gke.run(gke.server._drop_watches)  # the watch reconnects and is refused once: 401
             await asyncio.sleep(TOKEN_LIFETIME * 2)
+            assert gke.server.unauthorized == before + 1
             gke.commit("MODIFIED", _rayjob("job-b", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}))
 
         async with hook.shared_client() as shared:
