@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict:
     """Return the provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+    from kuberay_provider.connection_form import provider_conn_fields, provider_ui_field_behaviour
+
     return {
         "package-name": "airflow-provider-kuberay",
         "name": "KubeRay",
@@ -16,6 +18,11 @@ def get_provider_info() -> dict:
             {
                 "connection-type": "kuberay",
                 "hook-class-name": "kuberay_provider.hooks.kuberay.KubeRayHook",
+                "hook-name": "KubeRay (Kubernetes cluster)",
+                # the connection form, declared once in connection_form.py (Airflow >= 3.2 reads it here; older
+                # Airflow calls KubeRayHook.get_connection_form_widgets)
+                "conn-fields": provider_conn_fields(),
+                "ui-field-behaviour": provider_ui_field_behaviour(),
             }
         ],
         "hook-class-names": ["kuberay_provider.hooks.kuberay.KubeRayHook"],

@@ -175,6 +175,17 @@ class SharedClients:
         hook = key.hook()
         extras = await hook.get_conn_extras()  # on the loop: Airflow's connection access is loop-bound
         timeout = request_timeout_from(extras)
+        from kuberay_provider.hooks.conn_mode import resolve_mode
+
+        mode = resolve_mode(extras) if not (key.config_file or key.in_cluster) else None
+        if mode is not None and mode.is_gke:  # GKE mode: endpoint + CA from the GKE API, a refreshing token
+            from kuberay_provider.hooks import gke
+
+            access = await asyncio.to_thread(gke.connect, mode.gke)
+            configuration = gke.async_configuration(access)
+            tls = await asyncio.to_thread(_tls_context, configuration)
+            self.created += 1
+            return SharedClient(gke.install_async(_api_client(configuration, tls), access.tokens), timeout)
         configuration, tls = await asyncio.to_thread(_load_blocking, hook, dict(extras))
         self.created += 1
         return SharedClient(_api_client(configuration, tls), timeout)

@@ -156,9 +156,45 @@ class KubeRayHook(KubernetesHook):
         super().__init__(*args, **kwargs)
         self.retry = retry or RetryPolicy()
 
+    # -- connection form ------------------------------------------------------------------------------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The ``kuberay`` connection form: kubeconfig mode or GKE mode, namespace, request timeout."""
+        from kuberay_provider.hooks.conn_mode import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden standard fields and placeholders of the ``kuberay`` connection form."""
+        from kuberay_provider.hooks.conn_mode import connection_ui_field_behaviour
+
+        return connection_ui_field_behaviour()
+
     # -- plumbing -------------------------------------------------------------------------------------
+    @cached_property
+    def connection_mode(self) -> Any:
+        """The :class:`~kuberay_provider.hooks.conn_mode.ConnectionMode` of this hook's connection."""
+        from kuberay_provider.hooks.conn_mode import KUBECONFIG, resolve_mode
+
+        if self.config_file or self.in_cluster:  # hook parameters choose the cncf handling
+            return KUBECONFIG
+        return resolve_mode(self.conn_extras)
+
+    @cached_property
+    def gke_access(self) -> Any:
+        """GKE mode: the cluster's endpoint, CA and the refreshing token source (one GetCluster per hook)."""
+        from kuberay_provider.hooks import gke
+
+        return gke.connect(self.connection_mode.gke)
+
     def get_conn(self) -> Any:
-        """The cncf hook's API client, identified by the provider's User-Agent (credentials masked in logs)."""
+        """The API client, identified by the provider's User-Agent (credentials masked in logs): the cncf hook's
+        (kubeconfig mode) or, in GKE mode, one pinned to the cluster's CA with a refreshing Google token."""
+        if self.connection_mode.is_gke:
+            from kuberay_provider.hooks import gke
+
+            return gke.sync_api_client(self.gke_access, USER_AGENT)
         mask_connection_secrets(self.conn_extras, default_kubeconfig_paths(self.config_file))
         api_client = super().get_conn()
         api_client.user_agent = USER_AGENT
@@ -442,18 +478,11 @@ class KubeRayHook(KubernetesHook):
             stop.wait(plan.wait_seconds())
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the API answers and serves RayJobs (``ray.io/v1``)."""
-        try:
-            from kubernetes import client
+        """"Test connection": credentials, GKE API (GKE mode), the cluster endpoint, ``ray.io/v1`` RayJobs, and a
+        SelfSubjectAccessReview for each verb the provider uses; the message names what failed."""
+        from kuberay_provider.hooks.access_check import test_connection
 
-            version = client.VersionApi(self.api_client).get_code()
-            resources = client.CustomObjectsApi(self.api_client).get_api_resources(c.RAY_GROUP, c.RAY_VERSION)
-            names = {r.name for r in resources.resources}
-            if c.RAYJOB_PLURAL not in names:
-                return False, f"Kubernetes {version.git_version} answers but does not serve {c.RAY_API_VERSION} rayjobs"
-            return True, f"Connected to Kubernetes {version.git_version}; {c.RAY_API_VERSION} RayJobs are served"
-        except Exception as exc:
-            return False, str(exc)
+        return test_connection(self)
 
 
 class AsyncKubeRayHook(AsyncKubernetesHook):

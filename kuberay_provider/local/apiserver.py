@@ -188,6 +188,12 @@ class KubeAPIServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._streams: set[web.StreamResponse] = set()
+        # HTTPS + bearer tokens (GKE mode of the local stack): see start_tls. The plain-HTTP site stays for the
+        # controllers (the cluster's own components) on loopback.
+        self.tls_url = ""
+        self.authenticate: Callable[[str | None], str | None] | None = None  # token -> principal, None: refuse
+        self.authorize: Callable[[str, JSON], bool] | None = None  # (principal, resourceAttributes) -> allowed
+        self.unauthorized = 0  # 401s answered
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_response_prepare.append(self._record_stream)
@@ -204,6 +210,38 @@ class KubeAPIServer:
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.url = f"http://{host}:{sock.getsockname()[1]}"
         return self.url
+
+    async def start_tls(self, ssl_context: Any, host: str = "127.0.0.1", port: int = 0,
+                        authenticate: Callable[[str | None], str | None] | None = None) -> str:
+        """Also serve HTTPS with ``ssl_context`` (after :meth:`start`); with ``authenticate``, requests over it
+        need a bearer token it accepts (401 otherwise). Returns the ``https://`` URL."""
+        assert self._runner is not None, "start() first"
+        self.authenticate = authenticate
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.tls_url = f"https://{host}:{sock.getsockname()[1]}"
+        return self.tls_url
+
+    def _authenticated(self, request: web.Request) -> tuple[bool, str]:
+        """(accepted, principal) of an HTTPS request; plain-HTTP requests are the loopback controllers'."""
+        if not request.secure or self.authenticate is None:
+            return True, "system:anonymous" if request.secure else "system:kuberay-local"
+        auth = request.headers.get("Authorization", "")
+        principal = self.authenticate(auth[7:] if auth.startswith("Bearer ") else None)
+        return principal is not None, principal or ""
+
+    def _access_review(self, principal: str, body: Any) -> web.Response:
+        """A SelfSubjectAccessReview answered by :attr:`authorize` (everything allowed without one)."""
+        spec = (body or {}).get("spec") or {}
+        attributes = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
+        allowed = self.authorize(principal, attributes) if self.authorize else True
+        status: JSON = {"allowed": bool(allowed)}
+        if not allowed:
+            status["reason"] = f"RBAC: {principal} may not {attributes.get('verb')} {attributes.get('resource')}"
+        return web.json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": status},
+                                 status=201)
 
     async def stop(self) -> None:
         """Close open watches and stop listening."""
@@ -254,6 +292,17 @@ class KubeAPIServer:
         external = request.headers.get("User-Agent", "") != CONTROLLER_USER_AGENT
         request[EXTERNAL] = external
         response: web.StreamResponse
+        accepted, principal = self._authenticated(request)
+        if not accepted:
+            self.unauthorized += 1
+            response = _error_response(ApiError(401, "Unauthorized", "Unauthorized"))
+            self._record(request, response.status, external)
+            return response
+        if request.method == "POST" and request.path.rstrip("/") == \
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            response = self._access_review(principal, await self._body(request, allow_empty=True))
+            self._record(request, response.status, external)
+            return response
         if external:
             status, retry_after, delay = self.faults.take(request.method, request.path)
             if delay:

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the BigQuery emulator and write its endpoints into DIR/env (default: on)")
         p.add_argument("--bigquery-project", type=_project("--bigquery-project"), default="local-project",
                        help="the emulator's project (default local-project)")
+        p.add_argument("--gke", action=argparse.BooleanOptionalAction, default=False,
+                       help="GKE mode: the API over HTTPS with expiring Google tokens, a fake GKE API, and DIR/env "
+                            "with a kuberay connection in GKE mode (default: off)")
+        p.add_argument("--token-lifetime", type=_positive_float("--token-lifetime"), default=300.0,
+                       help="GKE mode: seconds a Google access token lives (default 300)")
     up.add_argument("--timeout", type=_positive_float("--timeout"), default=120.0,
                     help="seconds to wait for the API and the emulator")
     down.add_argument("--timeout", type=_positive_float("--timeout"), default=60.0,
@@ -180,7 +185,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--requeue-seconds", str(args.requeue_seconds), "--max-clusters", str(args.max_clusters),
             "--max-worker-nodes", str(args.max_worker_nodes), "--port", str(args.port),
             "--spark" if args.spark else "--no-spark", "--bigquery" if args.bigquery else "--no-bigquery",
-            "--bigquery-project", args.bigquery_project]
+            "--bigquery-project", args.bigquery_project, "--gke" if args.gke else "--no-gke",
+            "--token-lifetime", str(args.token_lifetime)]
     with (state / LOG_FILE).open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=state)
@@ -216,7 +222,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stack = LocalStack(state, requeue_seconds=args.requeue_seconds, max_clusters=args.max_clusters,
                        max_worker_nodes=args.max_worker_nodes, port=args.port, spark=args.spark,
-                       bigquery=args.bigquery, bigquery_project=args.bigquery_project).start()
+                       bigquery=args.bigquery, bigquery_project=args.bigquery_project, gke=args.gke,
+                       token_lifetime=args.token_lifetime).start()
     (state / "env").write_text(env_file_text(stack.env))
     emulator = stack.bigquery_emulator
     if emulator is not None:

@@ -20,10 +20,14 @@ import yaml
 from kuberay_provider.local.apiserver import KubeAPIServer
 from kuberay_provider.local.bigquery_emulator import BigQueryEmulator
 from kuberay_provider.local.controller import Controller
+from kuberay_provider.local.google import Cluster, GoogleDoubles
 from kuberay_provider.local.sparkapps import SparkApplicationController
 
 log = logging.getLogger(__name__)
 DEFAULT_BIGQUERY_PROJECT = "local-project"
+#: GKE mode: the cluster the fake GKE API serves and the service account the Airflow side authenticates as.
+GKE_PROJECT, GKE_LOCATION, GKE_CLUSTER = "local-project", "local-central1", "kuberay-local"
+GKE_PRINCIPAL = f"airflow@{GKE_PROJECT}.iam.gserviceaccount.com"
 
 
 def describe_processes(pids: list[int]) -> list[str]:
@@ -64,7 +68,8 @@ class LocalStack:
 
     def __init__(self, base_dir: Path | None = None, *, requeue_seconds: float = 3.0, max_clusters: int = 1,
                  max_worker_nodes: int = 1, port: int = 0, bookmark_interval: float = 5.0, spark: bool = True,
-                 bigquery: bool = True, bigquery_project: str = DEFAULT_BIGQUERY_PROJECT) -> None:
+                 bigquery: bool = True, bigquery_project: str = DEFAULT_BIGQUERY_PROJECT, gke: bool = False,
+                 token_lifetime: float = 5.0) -> None:
         if requeue_seconds <= 0:
             raise ValueError(f"requeue_seconds={requeue_seconds!r}: must be > 0")
         if max_clusters < 1:
@@ -92,6 +97,12 @@ class LocalStack:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._bigquery_pid: int | None = None  # kept after stop() to verify the process is gone
+        # GKE mode: HTTPS + expiring bearer tokens on the API server, the Google doubles (token endpoint, IAM,
+        # GKE GetCluster), and a ``kuberay`` connection in GKE mode in :attr:`env`.
+        if gke and not token_lifetime > 0:
+            raise ValueError(f"token_lifetime={token_lifetime!r}: must be > 0 seconds")
+        self.google: GoogleDoubles | None = GoogleDoubles(token_lifetime=token_lifetime) if gke else None
+        self.key_path = self.base_dir / "gcp" / "service-account.json"
 
     @property
     def model_root(self) -> Path:
@@ -102,9 +113,12 @@ class LocalStack:
     def env(self) -> dict[str, str]:
         """Environment for clients: ``KUBECONFIG``, Airflow's ``kubernetes_default`` connection and, with the
         emulator, ``KUBERAY_BQ_*`` plus the Airflow Variables of ``dags/ray_retraining.py``."""
-        conn = {"conn_type": "kubernetes",
-                "extra": {"kube_config_path": str(self.kubeconfig_path), "namespace": "default"}}
-        env = {"KUBECONFIG": str(self.kubeconfig_path), "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(conn)}
+        if self.google is not None:
+            env = self.gke_env
+        else:
+            conn = {"conn_type": "kubernetes",
+                    "extra": {"kube_config_path": str(self.kubeconfig_path), "namespace": "default"}}
+            env = {"KUBECONFIG": str(self.kubeconfig_path), "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(conn)}
         emulator = self.bigquery_emulator
         if emulator is not None and emulator.rest_port and emulator.grpc_port:
             env.update(emulator.env)
@@ -115,6 +129,24 @@ class LocalStack:
                 "AIRFLOW_VAR_KUBERAY_MODEL_ROOT": str(self.model_root),
             })  # fmt: skip
         return env
+
+    def gke_connection(self, **extra: object) -> dict[str, object]:
+        """The ``kuberay`` connection (Airflow JSON form) in GKE mode for this stack, ``extra`` merged in."""
+        assert self.google is not None, "LocalStack(gke=True) only"
+        return {"conn_type": "kuberay", "extra": {
+            "project_id": GKE_PROJECT, "location": GKE_LOCATION, "cluster_name": GKE_CLUSTER,
+            "gke_api_endpoint": self.google.url, "iam_endpoint": self.google.url, "namespace": "default", **extra}}
+
+    @property
+    def gke_env(self) -> dict[str, str]:
+        """GKE mode: ``kubernetes_default`` as a ``kuberay`` connection in GKE mode and its Google credentials, the
+        ``google_cloud_default`` connection (``key_path``: a service-account key whose token_uri is the local token
+        endpoint). A connection rather than ``GOOGLE_APPLICATION_CREDENTIALS`` keeps the key on the Airflow side:
+        the local Ray and Spark processes inherit the environment, and on GKE they use their own identity."""
+        google = {"conn_type": "google_cloud_platform", "extra": {"key_path": str(self.key_path),
+                                                                  "project": GKE_PROJECT}}
+        return {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(self.gke_connection()),
+                "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(google)}
 
     def start(self) -> LocalStack:
         """Start the API server, the controllers and the emulator (in parallel); returns once all answer."""
@@ -148,6 +180,8 @@ class LocalStack:
 
         async def boot() -> None:
             url = await self.server.start(port=self.port)
+            if self.google is not None:
+                await self._start_gke()
             self.controller = Controller(url, self.base_dir, self.server.register_log,
                                          requeue_seconds=self.requeue_seconds, max_clusters=self.max_clusters,
                                          max_worker_nodes=self.max_worker_nodes)
@@ -164,6 +198,20 @@ class LocalStack:
             ready.set_exception(exc)
             return
         self.loop.run_forever()
+
+    async def _start_gke(self) -> None:
+        from kuberay_provider.local.tls import make_ca
+
+        assert self.google is not None
+        ca = make_ca()
+        self.ca_pem = ca.ca_pem
+        tls_url = await self.server.start_tls(ca.server_context(self.base_dir / "tls"),
+                                              authenticate=self.google.principal_of)
+        await self.google.start()
+        self.google.add_cluster(GKE_PROJECT, GKE_LOCATION, GKE_CLUSTER,
+                                Cluster(endpoint=tls_url.removeprefix("https://"), ca_pem=ca.ca_pem,
+                                        private_endpoint=tls_url.removeprefix("https://")))
+        self.google.write_service_account_key(self.key_path, GKE_PRINCIPAL, GKE_PROJECT)
 
     def call(self, coro: Any, timeout: float = 120) -> Any:
         """Run a coroutine on the stack's loop from another thread and return its result."""
@@ -229,6 +277,8 @@ class LocalStack:
             if self.spark_controller is not None:
                 await self.spark_controller.stop()
             await self.server.stop()
+            if self.google is not None:
+                await self.google.stop()
 
         try:
             self.call(shutdown(), timeout=120)

@@ -47,7 +47,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = ("__pycache__", ".git", "*.pyc", "*.pyo", ".
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 """The installed ``kuberay_provider`` package directory."""
 CLUSTER_SIDE: tuple[str, ...] = (
-    "__init__.py", "errors.py", "bigquery", "pipelines/__init__.py", "pipelines/jobs",
+    "__init__.py", "connection_form.py", "errors.py", "bigquery", "pipelines/__init__.py", "pipelines/jobs",
 )  # fmt: skip
 """The provider's cluster side, relative to the package: everything a RayJob or a SparkApplication imports of
 ``kuberay_provider`` (the shipped jobs, BigQuery I/O for Ray and Spark, and the modules and package ``__init__``

@@ -1,6 +1,10 @@
 """``dags/ray_retraining.py`` end to end on an in-process local stack with the BigQuery emulator: seed → Spark ETL
 (local Spark) → XGBoost on a transient local Ray cluster (RayJob) → metrics/predictions in BigQuery → teardown
 confirmed. One run, 20k events; everything is real (emulator over REST/gRPC, Spark, Ray, the Airflow DAG file).
+The DAG runs as a user runs it, ``airflow dags test`` (the CLI), with only ``kubernetes_default`` as a ``kuberay``
+connection in GKE mode (fake GKE API, HTTPS, Google tokens expiring every 5 s) and its ``google_cloud_default``
+credentials; the training task waits deferred (the trigger's shared client and informer), so the sync wait of the
+example DAG and this deferrable one both span many token lifetimes.
 
 It is also the test of the two jobs themselves (the DAG runs them exactly as shipped): the ETL's features and labels
 are compared with an independent pandas computation, and the trained model is loaded back with xgboost."""
@@ -27,6 +31,7 @@ from tests.integration.airflow_support import run_dag, task_states, xcom
 from tests.pipelines.asset_support import asset_events, queued_consumers, register_dags
 
 pytestmark = pytest.mark.slow
+TOKEN_LIFETIME = 5.0
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 20_000
 END = datetime(2026, 11, 16, tzinfo=UTC)  # the seed's window ends here; so does the run's data interval
@@ -37,7 +42,8 @@ ASSETS = "bigquery://local-project/churn"  # the DAG's table assets (bigquery://
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A private stack with the emulator (the session ``local_stack`` runs without one)."""
-    stack = LocalStack(tmp_path_factory.mktemp("retraining-stack"), requeue_seconds=1.0, bigquery=True)
+    stack = LocalStack(tmp_path_factory.mktemp("retraining-stack"), requeue_seconds=1.0, bigquery=True, gke=True,
+                       token_lifetime=TOKEN_LIFETIME)
     stack.start()
     try:
         yield stack
@@ -79,8 +85,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _java_descendants() -> list[int]:
-    return [p.pid for p in psutil.Process().children(recursive=True) if "java" in " ".join(_cmdline(p))]
+def _java_processes(spark_local_dirs: Path) -> set[int]:
+    """Java processes of this test's Spark (its ``SPARK_LOCAL_DIRS``): the CLI's Spark JVM is not our descendant
+    once the CLI exited, and other test workers may run a Spark of their own meanwhile."""
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if "java" in " ".join(_cmdline(proc)) and proc.environ().get("SPARK_LOCAL_DIRS") == str(spark_local_dirs):
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:
@@ -123,30 +138,35 @@ def _list(stack: LocalStack, plural: str) -> list[dict[str, Any]]:
         return json.loads(resp.read())["items"]
 
 
-def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp_path, capfd) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+@pytest.mark.composer
+def test_retraining_dag_end_to_end(stack, seeded, airflow_home, tmp_path) -> None:
+    from airflow.models import DagRun
 
     from kuberay_provider.bigquery.clients import bigquery_client
 
-    for key, value in stack.env.items():  # the connection and the DAG's Variables, as DIR/env carries them
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("SPARK_LOCAL_DIRS", str(tmp_path / "spark"))
-    monkeypatch.setenv("AIRFLOW_VAR_KUBERAY_STAGING_URI", str(tmp_path / "staging"))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "ray_retraining.py"))
-    assert bag.import_errors == {}
-    dag = bag.get_dag("ray_retraining")
+    assert "KUBECONFIG" not in stack.env and "kube_config" not in stack.env["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "RAY_ADDRESS")}
+    env.update(stack.env)  # the connections and the DAG's Variables, as DIR/env carries them
+    env.update({"SPARK_LOCAL_DIRS": str(tmp_path / "spark"), "AIRFLOW_VAR_KUBERAY_STAGING_URI": str(tmp_path / "staging"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"})
+    airflow = str(Path(sys.executable).parent / "airflow")
     register_dags(_consumer_dag())  # scheduled on the predictions asset, unpaused
-
-    java_before = set(_java_descendants())  # e.g. the session Spark of tests/bigquery, when the whole suite runs
     started = time.monotonic()
-    dag_run = run_dag(dag, logical_date=END)
+    result = subprocess.run([airflow, "dags", "test", "ray_retraining", END.isoformat()], env=env,
+                            capture_output=True, text=True, timeout=900, cwd="/")
     seconds = time.monotonic() - started
-    out, err = capfd.readouterr()
+    out, err = result.stdout, result.stderr
+    assert result.returncode == 0, (out + err)[-6000:]
+    (dag_run,) = DagRun.find(dag_id="ray_retraining")
     states = task_states(dag_run)
     assert states == {f"{GROUP}.choose_etl": "success", f"{GROUP}.etl_local": "success",
                       f"{GROUP}.etl_spark_operator": "skipped", f"{GROUP}.stage_cluster_package": "success",
                       f"{GROUP}.train": "success", f"{GROUP}.confirm_teardown": "success"}, (out + err)[-6000:]
+    issued = [t for who, t in stack.google.issued if who.startswith("airflow@")]
+    print(f"GKE mode: {len(issued)} tokens issued to the Airflow side in {seconds:.0f} s (token lifetime "
+          f"{TOKEN_LIFETIME:.0f} s); 401s answered: {stack.server.unauthorized}")
+    assert len(issued) >= 3 and not any(token in out + err for token in stack.google.tokens)
 
     # The training job ran on a stock Ray image (the local stack refuses Airflow and this package there) with the
     # provider's cluster side shipped as runtime_env py_modules and its libraries named in pip.
@@ -226,7 +246,7 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, monkeypatch, tmp
     assert [j["metadata"]["name"] for j in _list(stack, "rayjobs")] == [train["name"]]
     assert _list(stack, "rayclusters") == []
     assert stack.ray_pids() == [] and stack.leftover_ray_pids() == []
-    assert set(_java_descendants()) - java_before == set()  # the ETL's Spark JVM is gone
+    assert _java_processes(tmp_path / "spark") == set()  # the ETL's Spark JVM is gone
     per_task = " ".join(f"{ti.task_id.split('.')[-1]}={ti.duration or 0:.1f}s" for ti in dag_run.get_task_instances())
     print(f"ray_retraining end to end: {seconds:.1f}s ({per_task}); {etl['events_read']} events, {features} features, "
           f"holdout AUC {metrics['holdout']['auc']:.3f}")
