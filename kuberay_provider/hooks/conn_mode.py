@@ -105,7 +105,7 @@ class GkeTarget:
 
 @dataclass(frozen=True)
 class ConnectionMode:
-    """The decision: ``kubeconfig`` (the cncf provider's handling) or ``gke`` with :attr:`gke` set."""
+    """The decision: ``kubeconfig`` (the cncf provider's handling) or ``gke`` with ``gke`` (a :class:`GkeTarget`) set."""
 
     mode: str
     gke: GkeTarget | None = None

@@ -131,7 +131,7 @@ def google_credentials(target: GkeTarget) -> tuple[Any, str | None]:
 class TokenSource:
     """A bearer token from google-auth credentials, refreshed before it expires and on demand (thread-safe).
 
-    :attr:`refreshes` counts the refreshes (tests and the closing note report it); the token is never logged.
+    ``refreshes`` counts the refreshes (tests and the closing note report it); the token is never logged.
     """
 
     def __init__(self, credentials: Any, *, step: str = "Google credentials", field_name: str = "gcp_conn_id",
