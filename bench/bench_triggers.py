@@ -40,6 +40,47 @@ NAMESPACE = "bench"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@contextlib.contextmanager
+def _profiled(what: str) -> Any:
+    """With ``BENCH_PROFILE=<dir>``: cProfile the block into ``<dir>/<what>.prof`` (also when ended by SIGTERM)."""
+    target = os.environ.get("BENCH_PROFILE")
+    if not target:
+        yield
+        return
+    import cProfile
+    import signal
+
+    profile = cProfile.Profile()
+
+    def dump(*_: Any) -> None:
+        profile.disable()
+        Path(target).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(str(Path(target) / f"{what}.prof"))
+
+    def on_term(*_: Any) -> None:
+        dump()
+        os._exit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    profile.enable()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        dump()
+
+
+def _request_kind(record: Any) -> str:
+    """``GET pods log``, ``LIST rayjobs``, ``WATCH pods``, ``PATCH rayjobs status`` ...: what a request was."""
+    parts = [p for p in record.path.split("/") if p]
+    parts = parts[parts.index("namespaces") + 2:] if "namespaces" in parts else parts[-1:]
+    plural, rest = (parts[0] if parts else "?"), parts[1:]
+    verb = record.method
+    if verb == "GET" and not rest:
+        verb = "WATCH" if record.is_watch else "LIST"
+    return " ".join([verb, plural, *rest[1:]])
+
+
 # ------------------------------------------------------------------------------------------------ the API process
 def serve(args: argparse.Namespace) -> None:
     """The emulated API server, seeded with N running RayJobs (and submitter pods with logs)."""
@@ -98,8 +139,12 @@ def serve(args: argparse.Namespace) -> None:
             for w in server.store.watchers:
                 if w.external:
                     open_watches[w.storage[1]] = open_watches.get(w.storage[1], 0) + 1
+            kinds: dict[str, int] = {}
+            for r in records:
+                kind = _request_kind(r)
+                kinds[kind] = kinds.get(kind, 0) + 1
             return web.json_response({"requests": len(records), "watches": sum(1 for r in records if r.is_watch),
-                                      "open_watches": open_watches})
+                                      "open_watches": open_watches, "by_kind": kinds})
         return await handler(request)
 
     server.app.middlewares.append(stats)
@@ -109,7 +154,8 @@ def serve(args: argparse.Namespace) -> None:
         Path(args.url_file).write_text(url)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    with _profiled("apiserver"):
+        asyncio.run(main())
 
 
 # ------------------------------------------------------------------------------------------------ the driver process
@@ -235,7 +281,8 @@ def child(args: argparse.Namespace) -> None:
         os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(
             {"conn_type": "kubernetes", "extra": {"kube_config_path": str(tmp / "kubeconfig"), "namespace": NAMESPACE}})
         os.environ["KUBECONFIG"] = str(tmp / "kubeconfig")
-        result = asyncio.run(_run_triggers(args, url, common, env))
+        with _profiled(f"triggers-{args.design}-{args.n}"):
+            result = asyncio.run(_run_triggers(args, url, common, env))
         print("RESULT " + json.dumps(result), flush=True)
     finally:
         server.terminate()
@@ -348,6 +395,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         rss_end = proc.memory_info().rss
         async with stats_session.get(f"{url}/_bench/writes") as r:
             writes = await r.json()
+        final_stats = await api_stats(stats_session)
     for t in tasks:
         t.cancel()
     lag_task.cancel()
@@ -372,7 +420,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         "rss_mb": rss_steady / 2**20, "rss_end_mb": rss_end / 2**20,
         "rss_per_trigger_kb": (rss_steady - rss_before) / max(1, args.n) / 1024,
         "startup_s": startup, "started": len(first_status), "connections": connections - 1,  # minus the stats one
-        "open_watches": stats["open_watches"],
+        "open_watches": stats["open_watches"], "requests_by_kind": final_stats["by_kind"],
         "requests_per_s": (req1 - req0) / (steady_to - steady_from),
         "cpu_s_per_min": (cpu1 - cpu0) / (steady_to - steady_from) * 60,
         "lag_start": _percentiles(start_lag), "lag_steady": _percentiles(steady), "lag_waves": _percentiles(during),
@@ -449,6 +497,8 @@ def main() -> None:
                 raise SystemExit(f"{design} N={n} failed")
             results.append(json.loads(lines[-1][len("RESULT "):]))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            kinds = sorted(results[-1]["requests_by_kind"].items(), key=lambda kv: -kv[1])
+            print("  requests in the whole run: " + ", ".join(f"{k} {v:,}" for k, v in kinds), file=sys.stderr, flush=True)
     print(table(results))
     for note in skipped:
         print(f"\n{note}")
