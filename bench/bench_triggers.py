@@ -282,7 +282,7 @@ def child(args: argparse.Namespace) -> None:
             {"conn_type": "kubernetes", "extra": {"kube_config_path": str(tmp / "kubeconfig"), "namespace": NAMESPACE}})
         os.environ["KUBECONFIG"] = str(tmp / "kubeconfig")
         with _profiled(f"triggers-{args.design}-{args.n}"):
-            result = asyncio.run(_run_triggers(args, url, common, env))
+            result = asyncio.run(_run_triggers(args, url, common, env, server.pid))
         print("RESULT " + json.dumps(result), flush=True)
     finally:
         server.terminate()
@@ -290,7 +290,8 @@ def child(args: argparse.Namespace) -> None:
         logging.shutdown()
 
 
-async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], env: dict[str, str]) -> dict[str, Any]:
+async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], env: dict[str, str],
+                        server_pid: int) -> dict[str, Any]:
     import logging
 
     import aiohttp
@@ -336,6 +337,18 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
                     print("STALL\n" + "".join(traceback.format_stack(frame)[-4:]), file=sys.stderr, flush=True)
 
         threading.Thread(target=watchdog, daemon=True).start()
+        import gc
+
+        gc_started = [0.0]
+
+        def gc_timer(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            elif (took := time.perf_counter() - gc_started[0]) > 0.05:
+                print(f"GC generation {info['generation']} took {took * 1000:.0f} ms "
+                      f"({info['collected']} collected)", file=sys.stderr, flush=True)
+
+        gc.callbacks.append(gc_timer)
 
     async def run_one(name: str) -> None:
         trigger = Measured(name, NAMESPACE, stream_logs=args.logs)
@@ -366,6 +379,13 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
     names = [f"bench-{i:05d}" for i in range(args.n)]
     lag_task = asyncio.create_task(sample_lag())
     rss_before = proc.memory_info().rss
+    import gc
+
+    gc_before = len(gc.get_objects())
+    if os.environ.get("BENCH_STALL_TRACE"):
+        from collections import Counter
+
+        types_before = Counter(type(o).__qualname__ for o in gc.get_objects())
     async with aiohttp.ClientSession() as stats_session:
         started = time.time()
         tasks = [asyncio.create_task(run_one(n)) for n in names]
@@ -380,7 +400,15 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         cpu1, req1 = sum(proc.cpu_times()[:2]), stats["requests"]
         steady_to = time.time()
         rss_steady = proc.memory_info().rss
+        gc_steady = len(gc.get_objects())
+        if os.environ.get("BENCH_STALL_TRACE"):
+            grown = Counter(type(o).__qualname__ for o in gc.get_objects())
+            grown.subtract(types_before)
+            print("GC-tracked objects per trigger: " + ", ".join(
+                f"{k} {v / args.n:.1f}" for k, v in grown.most_common(25)), file=sys.stderr, flush=True)
         connections = api_connections()
+        api_proc = psutil.Process(server_pid)
+        cpu_waves0, api_cpu_waves0 = sum(proc.cpu_times()[:2]), sum(api_proc.cpu_times()[:2])
         driver = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--drive", "--url", url, "--waves", str(args.waves),
             "--wave-gap", str(args.wave_gap), "--writers", str(args.writers), *common, stdout=asyncio.subprocess.PIPE, env=env)
@@ -391,6 +419,8 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         while sum(len(v) for v in events.values()) < len(names) and time.time() < give_up:
             await asyncio.sleep(0.2)
         late_to = time.time()
+        cpu_waves, api_cpu_waves = sum(proc.cpu_times()[:2]) - cpu_waves0, sum(api_proc.cpu_times()[:2]) - api_cpu_waves0
+        load = os.getloadavg()[0]
         await asyncio.sleep(1)  # anything delivered twice would show now
         rss_end = proc.memory_info().rss
         async with stats_session.get(f"{url}/_bench/writes") as r:
@@ -423,6 +453,8 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         "open_watches": stats["open_watches"], "requests_by_kind": final_stats["by_kind"],
         "requests_per_s": (req1 - req0) / (steady_to - steady_from),
         "cpu_s_per_min": (cpu1 - cpu0) / (steady_to - steady_from) * 60,
+        "cpu_ms_per_job_waves": cpu_waves / args.n * 1000, "api_cpu_ms_per_job_waves": api_cpu_waves / args.n * 1000,
+        "waves_s": late_to - waves_from, "gc_objects_before": gc_before, "gc_objects_steady": gc_steady, "load_1min": load,
         "lag_start": _percentiles(start_lag), "lag_steady": _percentiles(steady), "lag_waves": _percentiles(during),
         "reaction": _percentiles(reactions), "delivery": _percentiles(delivery), "received": received, "expected": len(names),
         "exactly_once": sum(1 for v in events.values() if len(v) == 1), "wrong": wrong,
@@ -496,8 +528,15 @@ def main() -> None:
                 print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{design} N={n} failed")
             results.append(json.loads(lines[-1][len("RESULT "):]))
+            if os.environ.get("BENCH_STALL_TRACE"):
+                print(proc.stderr[-20000:], file=sys.stderr)
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
             kinds = sorted(results[-1]["requests_by_kind"].items(), key=lambda kv: -kv[1])
+            r = results[-1]
+            print(f"  waves took {r['waves_s']:.1f} s; CPU ms per job during the waves: triggers "
+                  f"{r['cpu_ms_per_job_waves']:.2f}, API server {r['api_cpu_ms_per_job_waves']:.2f}; "
+                  f"machine load (1 min) {r['load_1min']:.1f}; GC-tracked objects {r['gc_objects_before']:,} before the "
+                  f"triggers, {r['gc_objects_steady']:,} while waiting", file=sys.stderr, flush=True)
             print("  requests in the whole run: " + ", ".join(f"{k} {v:,}" for k, v in kinds), file=sys.stderr, flush=True)
     print(table(results))
     for note in skipped:

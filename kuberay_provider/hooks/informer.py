@@ -205,11 +205,17 @@ def _trim_status_object(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trim_pod(obj: dict[str, Any]) -> dict[str, Any]:
+    """What picking the driver-log pod and :func:`~kuberay_provider.hooks.pods.describe_pod_problems` read."""
     status = obj.get("status") or {}
     meta = _trim_meta(obj)
     meta["labels"] = {c.JOB_NAME_LABEL: ((obj.get("metadata") or {}).get("labels") or {}).get(c.JOB_NAME_LABEL)}
-    return {"metadata": meta, "status": {"phase": status.get("phase"),
-                                         "containerStatuses": status.get("containerStatuses") or []}}
+    trimmed = {"phase": status.get("phase"), "containerStatuses": status.get("containerStatuses") or []}
+    problems = [cond for cond in status.get("conditions") or [] if cond.get("status") == "False"]
+    if problems:
+        trimmed["conditions"] = problems
+    if status.get("initContainerStatuses"):
+        trimmed["initContainerStatuses"] = status["initContainerStatuses"]
+    return {"metadata": meta, "status": trimmed}
 
 
 def _name_of(obj: dict[str, Any]) -> str | None:

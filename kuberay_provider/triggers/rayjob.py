@@ -131,7 +131,7 @@ class RayJobTrigger(BaseTrigger):
         outcome = await wait_for_rayjob(hook, reg, waiter, on_status=self._on_status, logs=logs, feed=feed)
         if logs is not None:
             await logs.finish()
-        return await self._event_for(hook, outcome, tail)
+        return await self._event_for(hook, outcome, tail, logs)
 
     def _on_status(self, status: Any) -> None:
         self.log.info("%s", status.describe())
@@ -139,11 +139,14 @@ class RayJobTrigger(BaseTrigger):
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
 
-    async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail) -> dict[str, Any]:
-        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`)."""
+    async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail,
+                         logs: DriverLog | None = None) -> dict[str, Any]:
+        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`);
+        the submitter pods come from the shared pod watch when the driver log was streamed from it."""
         ok = succeeded(outcome)
         status = final_status(outcome)
-        diagnostics = await hook.diagnose(status) if status and not ok else []
+        pods = logs.known_pods() if logs is not None else None
+        diagnostics = await hook.diagnose(status, submitter_pods=pods) if status and not ok else []
         if not tail.lines and not ok:
             with contextlib.suppress(Exception):
                 await hook.read_driver_log_tail(self.name, self.namespace, tail)

@@ -49,6 +49,7 @@ class DriverLog:
         self.task: asyncio.Task | None = None
         self.following: str | None = None
         self.streaming = True
+        self.watched = False  # ``pods`` mirror the shared pod watch (seeded from its list, not disabled)
 
     def on_pod(self, type_: str, pod: dict[str, Any]) -> None:
         name = pod_name(pod)
@@ -59,12 +60,18 @@ class DriverLog:
         self._want()
 
     def seed(self, pods: dict[str, dict[str, Any]]) -> None:
+        self.watched = True
         for pod in pods.values():
             self.on_pod("ADDED", pod)
+
+    def known_pods(self) -> list[dict[str, Any]] | None:
+        """The submitter pods as the shared pod watch has them, or None if it does not (not listed yet, RBAC)."""
+        return list(self.pods.values()) if self.watched else None
 
     def disable(self, why: str) -> None:
         """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
         self.streaming = False
+        self.watched = False
         self.pool.release(self.ticket)
 
     def _target(self) -> str | None:
