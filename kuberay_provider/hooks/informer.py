@@ -43,8 +43,9 @@ CONNECTION_LIMIT = 100
 #: Short requests (GET, list, log tail, diagnostics) in flight at once per loop; with the watches and the log
 #: follows this stays below :data:`CONNECTION_LIMIT`, so no request waits for a connection inside its timeout.
 REQUESTS_IN_FLIGHT = 64
-#: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines).
-EVENTS_PER_YIELD = 200
+#: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines, and
+#: each event may wake a wait whose next step runs in the same loop iteration).
+EVENTS_PER_YIELD = 50
 
 
 @dataclass(frozen=True)

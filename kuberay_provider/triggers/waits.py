@@ -46,7 +46,8 @@ class DriverLog:
         self.complete: set[str] = set()  # pods whose log was followed to its end
         self.failures: dict[str, int] = {}
         self.ticket = LogTicket(time.monotonic(), self._granted, self._revoked)
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None  # the follow, while the pool grants it
+        self.reading: asyncio.Task | None = None  # the tail read of a finished pod (no follow slot needed)
         self.following: str | None = None
         self.streaming = True
         self.watched = False  # ``pods`` mirror the shared pod watch (seeded from its list, not disabled)
@@ -84,15 +85,46 @@ class DriverLog:
         return name
 
     def _want(self) -> None:
-        if self.streaming and self.task is None and self._target() is not None:
+        if not self.streaming or self.task is not None:
+            return
+        target = self._target()
+        if target is None:
+            return
+        if pod_finished(self.pods[target]):  # the driver is done and its log final: read the tail now
+            self._read_tail_soon(target)
+        else:
             self.pool.request(self.ticket)
 
     def _granted(self) -> None:
         target = self._target()
-        if target is None or self.task is not None:
+        if target is None or self.task is not None or pod_finished(self.pods[target]):
             self.pool.release(self.ticket)
+            if target is not None and self.task is None:
+                self._read_tail_soon(target)
             return
         self.task = asyncio.get_running_loop().create_task(self._follow(target), name=f"driver-log-{self.name}")
+
+    def _read_tail_soon(self, pod: str) -> None:
+        """Read a finished pod's last lines in the background (once at a time), so that the job's end finds the
+        tail already there: the submitter pod ends before KubeRay marks the RayJob finished."""
+        if self.reading is None and self.tail.size > 0:
+            self.pool.release(self.ticket)
+            self.reading = asyncio.get_running_loop().create_task(self._read_tail(pod), name=f"driver-tail-{self.name}")
+
+    async def _read_tail(self, pod: str) -> None:
+        try:
+            text = await self.hook.read_pod_log(pod, self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failures[pod] = self.failures.get(pod, 0) + 1
+        else:
+            for line in self.tail.merge_tail(pod, text.splitlines()):
+                self.emit(line)
+            self.complete.add(pod)
+        finally:
+            if self.reading is asyncio.current_task():
+                self.reading = None
 
     def _revoked(self) -> None:
         if self.task is not None:
@@ -129,8 +161,14 @@ class DriverLog:
         self._want()
 
     async def finish(self) -> None:
-        """The job ended: let a running follow drain (bounded), then read the tail of what was not followed."""
+        """The job ended: let a running follow or tail read end (bounded), then read the tail of what was not
+        followed or read."""
         self.streaming = False
+        reading, self.reading = self.reading, None
+        if reading is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reading), timeout=LOG_DRAIN_SECONDS)
+            reading.cancel()
         task, self.task = self.task, None
         if task is not None:
             try:
@@ -151,6 +189,9 @@ class DriverLog:
 
     def cancel(self) -> None:
         self.streaming = False
+        if self.reading is not None:
+            self.reading.cancel()
+            self.reading = None
         if self.task is not None:
             self.task.cancel()
             self.task = None

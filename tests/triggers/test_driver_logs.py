@@ -180,3 +180,28 @@ def test_failure_diagnostics_take_the_submitter_pods_from_the_shared_pod_watch(a
         assert per_job == []
     else:  # no pod watch: diagnostics (and the log tail) list the job's pods
         assert per_job
+
+
+def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_once(api, namespace, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(informer, "max_log_follows", lambda: 0)  # no follows at all: only tail reads
+    api.create_rayjob("done", namespace, RUNNING)
+    log = tmp_path / "done.log"
+    log.write_text("".join(f"line {i}\n" for i in range(5)))
+    api.create_pod("done-abcde", namespace, "done", log)
+
+    async def scenario():
+        task = asyncio.create_task(first_event(RayJobTrigger("done", namespace, log_tail_lines=3)))
+        await until(lambda: api.open_watches(namespace) >= 2)
+        assert log_requests(api, namespace) == []  # running, and no follow slot: nothing read yet
+        api.finish_pod("done-abcde", namespace)
+        await until(lambda: len(log_requests(api, namespace)) == 1)  # read as the pod ended, the job still runs
+        assert not task.done()
+        api.set_status("done", namespace, SUCCEEDED)
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["status"] == "success"
+    assert event["log_tail"] == ["line 2", "line 3", "line 4"]
+    [read] = log_requests(api, namespace)
+    assert read.query.get("tailLines") == "3" and read.query.get("follow") in (None, "false")
