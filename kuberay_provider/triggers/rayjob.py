@@ -126,8 +126,8 @@ class RayJobTrigger(BaseTrigger):
         timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
         waiter = RayJobWaiter(self.name, self.namespace, timeout=timeout, watch_timeout=self.watch_timeout)
         feed: asyncio.Queue = asyncio.Queue()
-        logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed) \
-            if self.stream_logs else None
+        logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed,
+                         self._emit_driver_lines) if self.stream_logs else None
         outcome = await wait_for_rayjob(hook, reg, waiter, on_status=self._on_status, logs=logs, feed=feed)
         if logs is not None:
             await logs.finish()
@@ -138,6 +138,11 @@ class RayJobTrigger(BaseTrigger):
 
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
+
+    def _emit_driver_lines(self, lines: list[str]) -> None:
+        """A tail read's lines as one record, each line still marked ``[driver]`` (one log call, not one a line:
+        with thousands of jobs ending together the per-record cost of the log pipeline adds up on the loop)."""
+        self.log.info("%s", "\n".join(f"[driver] {line}" for line in lines))
 
     async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail,
                          logs: DriverLog | None = None) -> dict[str, Any]:

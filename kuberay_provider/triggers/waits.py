@@ -38,9 +38,12 @@ class DriverLog:
     """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
 
     def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
-                 emit: Callable[[str], None], feed: asyncio.Queue) -> None:
+                 emit: Callable[[str], None], feed: asyncio.Queue,
+                 emit_block: Callable[[list[str]], None] | None = None) -> None:
+        """``emit``: one followed line; ``emit_block``: the lines of one tail read at once (default: ``emit`` each)."""
         self.hook, self.name, self.namespace = hook, name, namespace
         self.tail, self.emit, self.feed = tail, emit, feed
+        self.emit_block = emit_block or self._emit_each
         self.pool = registry.log_pool
         self.pods: dict[str, dict[str, Any]] = {}
         self.complete: set[str] = set()  # pods whose log was followed to its end
@@ -51,6 +54,10 @@ class DriverLog:
         self.following: str | None = None
         self.streaming = True
         self.watched = False  # ``pods`` mirror the shared pod watch (seeded from its list, not disabled)
+
+    def _emit_each(self, lines: list[str]) -> None:
+        for line in lines:
+            self.emit(line)
 
     def on_pod(self, type_: str, pod: dict[str, Any]) -> None:
         name = pod_name(pod)
@@ -119,8 +126,8 @@ class DriverLog:
         except Exception:
             self.failures[pod] = self.failures.get(pod, 0) + 1
         else:
-            for line in self.tail.merge_tail(pod, text.splitlines()):
-                self.emit(line)
+            if new := self.tail.merge_tail(pod, text.splitlines()):
+                self.emit_block(new)
             self.complete.add(pod)
         finally:
             if self.reading is asyncio.current_task():
@@ -184,8 +191,8 @@ class DriverLog:
             return
         with contextlib.suppress(Exception):
             text = await self.hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
-            for line in self.tail.merge_tail(pod_name(pod), text.splitlines()):
-                self.emit(line)
+            if new := self.tail.merge_tail(pod_name(pod), text.splitlines()):
+                self.emit_block(new)
 
     def cancel(self) -> None:
         self.streaming = False

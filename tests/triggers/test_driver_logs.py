@@ -190,8 +190,17 @@ def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_onc
     log.write_text("".join(f"line {i}\n" for i in range(5)))
     api.create_pod("done-abcde", namespace, "done", log)
 
+    records: list[str] = []
+
+    class Recorder:
+        def info(self, fmt: str, *args: object) -> None:
+            records.append(fmt % args)
+
+    class Recorded(RayJobTrigger):
+        log = Recorder()  # the task log
+
     async def scenario():
-        task = asyncio.create_task(first_event(RayJobTrigger("done", namespace, log_tail_lines=3)))
+        task = asyncio.create_task(first_event(Recorded("done", namespace, log_tail_lines=3)))
         await until(lambda: api.open_watches(namespace) >= 2)
         assert log_requests(api, namespace) == []  # running, and no follow slot: nothing read yet
         api.finish_pod("done-abcde", namespace)
@@ -205,3 +214,5 @@ def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_onc
     assert event["log_tail"] == ["line 2", "line 3", "line 4"]
     [read] = log_requests(api, namespace)
     assert read.query.get("tailLines") == "3" and read.query.get("follow") in (None, "false")
+    # the tail lands in the task log as one record, every line still marked
+    assert [r for r in records if "[driver]" in r] == ["[driver] line 2\n[driver] line 3\n[driver] line 4"]
