@@ -12,7 +12,13 @@ per trigger), re-created here from the hook's per-object wait.
 
 Printed per run: RSS and RSS per trigger, open connections to the API, API requests/s while waiting, CPU seconds per
 minute of waiting, loop lag p50/p99/max (steady, during waves), reaction latency (status write → TriggerEvent)
-p50/p99/max, events received vs expected (each exactly once, with the expected outcome).
+p50/p99/max, events received vs expected (each exactly once, with the expected outcome). Printed to stderr after each
+run: how long the waves took, CPU milliseconds per job during the waves (triggers' process and API server), the machine's
+load, GC-tracked objects before the triggers and while they wait, and the API requests of the whole run by kind.
+
+Diagnosis: ``BENCH_PROFILE=<dir>`` writes cProfile files of the API server and the triggers' process;
+``BENCH_STALL_TRACE=1`` prints where the triggers' loop stalls for > 100 ms, GC collections over 50 ms and the
+GC-tracked objects per trigger by type.
 
 Usage::
 
@@ -38,6 +44,24 @@ from typing import Any
 
 NAMESPACE = "bench"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _time_gc(what: str) -> None:
+    """With ``BENCH_STALL_TRACE``: print every garbage collection of this process that takes over 50 ms."""
+    if not os.environ.get("BENCH_STALL_TRACE"):
+        return
+    import gc
+
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (took := time.perf_counter() - started[0]) > 0.05:
+            print(f"{what}: GC generation {info['generation']} took {took * 1000:.0f} ms ({info['collected']} collected)",
+                  file=sys.stderr, flush=True)
+
+    gc.callbacks.append(timer)
 
 
 @contextlib.contextmanager
@@ -148,6 +172,13 @@ def serve(args: argparse.Namespace) -> None:
         return await handler(request)
 
     server.app.middlewares.append(stats)
+    # The emulated API stands in for kube-apiserver (Go): its seeded objects (N RayJobs, N pods) need no cyclic GC,
+    # and full collections over them would stall every request and watch of the run for seconds.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _time_gc("API server")
 
     async def main() -> None:
         url = await server.start()
@@ -337,18 +368,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
                     print("STALL\n" + "".join(traceback.format_stack(frame)[-4:]), file=sys.stderr, flush=True)
 
         threading.Thread(target=watchdog, daemon=True).start()
-        import gc
-
-        gc_started = [0.0]
-
-        def gc_timer(phase: str, info: dict[str, Any]) -> None:
-            if phase == "start":
-                gc_started[0] = time.perf_counter()
-            elif (took := time.perf_counter() - gc_started[0]) > 0.05:
-                print(f"GC generation {info['generation']} took {took * 1000:.0f} ms "
-                      f"({info['collected']} collected)", file=sys.stderr, flush=True)
-
-        gc.callbacks.append(gc_timer)
+        _time_gc("triggers")
 
     async def run_one(name: str) -> None:
         trigger = Measured(name, NAMESPACE, stream_logs=args.logs)
@@ -431,7 +451,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
     lag_task.cancel()
     await asyncio.gather(*tasks, lag_task, return_exceptions=True)
 
-    reactions, wrong = [], 0
+    reactions, wrong, by_outcome = [], 0, {"success": [], "failed": []}
     delivery = [received_at[n] - writes[n] for n in received_at if n in writes]
     for name, got in events.items():
         i = int(name.split("-")[1])
@@ -441,6 +461,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
             wrong += 1
         if name in writes:
             reactions.append(at - writes[name])
+            by_outcome[expected].append(at - writes[name])
     steady = [v for t, v in lags if steady_from <= t <= steady_to]
     during = [v for t, v in lags if waves_from <= t <= late_to]
     start_lag = [v for t, v in lags if started <= t <= steady_from]
@@ -456,7 +477,9 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         "cpu_ms_per_job_waves": cpu_waves / args.n * 1000, "api_cpu_ms_per_job_waves": api_cpu_waves / args.n * 1000,
         "waves_s": late_to - waves_from, "gc_objects_before": gc_before, "gc_objects_steady": gc_steady, "load_1min": load,
         "lag_start": _percentiles(start_lag), "lag_steady": _percentiles(steady), "lag_waves": _percentiles(during),
-        "reaction": _percentiles(reactions), "delivery": _percentiles(delivery), "received": received, "expected": len(names),
+        "reaction": _percentiles(reactions), "reaction_success": _percentiles(by_outcome["success"]),
+        "reaction_failed": _percentiles(by_outcome["failed"]), "delivery": _percentiles(delivery),
+        "received": received, "expected": len(names),
         "exactly_once": sum(1 for v in events.values() if len(v) == 1), "wrong": wrong,
     }
 
@@ -537,6 +560,8 @@ def main() -> None:
                   f"{r['cpu_ms_per_job_waves']:.2f}, API server {r['api_cpu_ms_per_job_waves']:.2f}; "
                   f"machine load (1 min) {r['load_1min']:.1f}; GC-tracked objects {r['gc_objects_before']:,} before the "
                   f"triggers, {r['gc_objects_steady']:,} while waiting", file=sys.stderr, flush=True)
+            print(f"  reaction ms p50/p99/max of the successes {_ms(r['reaction_success'])}, of the failures "
+                  f"(diagnostics read) {_ms(r['reaction_failed'])}", file=sys.stderr, flush=True)
             print("  requests in the whole run: " + ", ".join(f"{k} {v:,}" for k, v in kinds), file=sys.stderr, flush=True)
     print(table(results))
     for note in skipped:
