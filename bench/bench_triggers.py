@@ -412,6 +412,10 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         while len(first_status) < len(names) and time.time() - started < args.startup_timeout:
             await asyncio.sleep(0.2)
         startup = time.time() - started
+        if args.gc_freeze:  # attribution only: what the loop does without full collections over the started waits
+            import gc
+
+            gc.freeze()
         await asyncio.sleep(2)  # settle
         steady_from = time.time()
         cpu0, req0 = sum(proc.cpu_times()[:2]), (await api_stats(stats_session))["requests"]
@@ -522,6 +526,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8, help="concurrent status writes of the driver")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=300.0)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="attribution experiment: gc.freeze() in the triggers' process once all waits started")
     parser.add_argument("--design", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -543,7 +549,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", "--design", design, "--n", str(n), "--wait", str(args.wait),
                    "--waves", str(args.waves), "--wave-gap", str(args.wave_gap), "--writers", str(args.writers),
                    "--startup-timeout", str(args.startup_timeout), "--event-timeout", str(args.event_timeout),
-                   "--logs" if args.logs else "--no-logs"]
+                   "--logs" if args.logs else "--no-logs", *(["--gc-freeze"] if args.gc_freeze else [])]
             print(f"running {design} N={n} ...", file=sys.stderr, flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

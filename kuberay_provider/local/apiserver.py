@@ -46,6 +46,7 @@ JSON = dict[str, Any]
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 EXTERNAL = web.RequestKey("external", bool)
+WATCH_BATCH = 500  # queued watch events written at once
 RECORDED = web.RequestKey("recorded", bool)  # a stream (watch, log follow) is recorded when its headers go out
 KUBE_VERSION = {
     "major": "1",
@@ -752,18 +753,28 @@ class KubeAPIServer:
                     if mark is not None:
                         await response.write(mark)
                     continue
-                if item == "close":
+                # Everything queued goes out in one write: one event per loop turn (``wait_for`` schedules a task
+                # per get) falls behind a busy server's commits, and its watchers see events seconds late.
+                items = [item]
+                while len(items) < WATCH_BATCH and not watcher.queue.empty():
+                    items.append(watcher.queue.get_nowait())
+                lines, control = [], None
+                for item in items:
+                    if not isinstance(item, WatchEvent):
+                        control = item  # the watch ends: what was queued after it is never sent
+                        break
+                    lines.append(json.dumps({"type": item.type, "object": self._view(res, item.obj)}).encode() + b"\n")
+                if lines:
+                    await response.write(b"".join(lines))
+                if control == "close":
                     break
-                if item == "expire":
+                if control == "expire":
                     await response.write(self._expired_line(rv_text))
                     break
-                if item == "drop":
+                if control == "drop":
                     if request.transport is not None:
                         request.transport.abort()
                     return response
-                assert isinstance(item, WatchEvent)
-                line = json.dumps({"type": item.type, "object": self._view(res, item.obj)}).encode() + b"\n"
-                await response.write(line)
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         finally:

@@ -80,3 +80,42 @@ def test_pages_of_a_selected_list_in_one_namespace_match_a_full_scan():
             break
     assert names == [f"p{i:02d}" for i in range(1, 30, 2)]
     assert _names(server.list_objects(PODS, "c", limit=100)) == [f"p{i:02d}" for i in range(30)]
+
+
+def test_events_queued_for_a_watch_go_out_together_in_order(monkeypatch):
+    import asyncio
+    import json
+
+    import aiohttp
+    from aiohttp import web
+
+    writes: list[int] = []
+    original = web.StreamResponse.write
+
+    async def counting(self, data):
+        writes.append(data.count(b"\n"))
+        return await original(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write", counting)
+
+    async def scenario() -> list[str]:
+        server = KubeAPIServer(bookmark_interval=60)
+        url = await server.start()
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"{url}/api/v1/namespaces/ns/pods", params={"watch": "true", "resourceVersion": "0"}) as r:
+                await asyncio.sleep(0.2)  # the watch is registered
+                writes.clear()
+                for i in range(300):  # one burst of commits while the watch task waits for its turn
+                    server.store.commit(PODS.storage_key, "ADDED", _pod(f"p{i:03d}"))
+                names = []
+                while len(names) < 300:
+                    line = await asyncio.wait_for(r.content.readline(), 10)
+                    names.append(json.loads(line)["object"]["metadata"]["name"])
+                return names
+        finally:
+            await server.stop()
+
+    names = asyncio.run(scenario())
+    assert names == [f"p{i:03d}" for i in range(300)]
+    assert len(writes) <= 3 and sum(writes) >= 300  # not one write (and one loop turn) per event
