@@ -12,7 +12,13 @@ per trigger), re-created here from the hook's per-object wait.
 
 Printed per run: RSS and RSS per trigger, open connections to the API, API requests/s while waiting, CPU seconds per
 minute of waiting, loop lag p50/p99/max (steady, during waves), reaction latency (status write → TriggerEvent)
-p50/p99/max, events received vs expected (each exactly once, with the expected outcome).
+p50/p99/max, events received vs expected (each exactly once, with the expected outcome). Printed to stderr after each
+run: how long the waves took, CPU milliseconds per job during the waves (triggers' process and API server), the machine's
+load, GC-tracked objects before the triggers and while they wait, and the API requests of the whole run by kind.
+
+Diagnosis: ``BENCH_PROFILE=<dir>`` writes cProfile files of the API server and the triggers' process;
+``BENCH_STALL_TRACE=1`` prints where the triggers' loop stalls for > 100 ms, GC collections over 50 ms and the
+GC-tracked objects per trigger by type.
 
 Usage::
 
@@ -38,6 +44,65 @@ from typing import Any
 
 NAMESPACE = "bench"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _time_gc(what: str) -> None:
+    """With ``BENCH_STALL_TRACE``: print every garbage collection of this process that takes over 50 ms."""
+    if not os.environ.get("BENCH_STALL_TRACE"):
+        return
+    import gc
+
+    started = [0.0]
+
+    def timer(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (took := time.perf_counter() - started[0]) > 0.05:
+            print(f"{what}: GC generation {info['generation']} took {took * 1000:.0f} ms ({info['collected']} collected)",
+                  file=sys.stderr, flush=True)
+
+    gc.callbacks.append(timer)
+
+
+@contextlib.contextmanager
+def _profiled(what: str) -> Any:
+    """With ``BENCH_PROFILE=<dir>``: cProfile the block into ``<dir>/<what>.prof`` (also when ended by SIGTERM)."""
+    target = os.environ.get("BENCH_PROFILE")
+    if not target:
+        yield
+        return
+    import cProfile
+    import signal
+
+    profile = cProfile.Profile()
+
+    def dump(*_: Any) -> None:
+        profile.disable()
+        Path(target).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(str(Path(target) / f"{what}.prof"))
+
+    def on_term(*_: Any) -> None:
+        dump()
+        os._exit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    profile.enable()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        dump()
+
+
+def _request_kind(record: Any) -> str:
+    """``GET pods log``, ``LIST rayjobs``, ``WATCH pods``, ``PATCH rayjobs status`` ...: what a request was."""
+    parts = [p for p in record.path.split("/") if p]
+    parts = parts[parts.index("namespaces") + 2:] if "namespaces" in parts else parts[-1:]
+    plural, rest = (parts[0] if parts else "?"), parts[1:]
+    verb = record.method
+    if verb == "GET" and not rest:
+        verb = "WATCH" if record.is_watch else "LIST"
+    return " ".join([verb, plural, *rest[1:]])
 
 
 # ------------------------------------------------------------------------------------------------ the API process
@@ -98,18 +163,30 @@ def serve(args: argparse.Namespace) -> None:
             for w in server.store.watchers:
                 if w.external:
                     open_watches[w.storage[1]] = open_watches.get(w.storage[1], 0) + 1
+            kinds: dict[str, int] = {}
+            for r in records:
+                kind = _request_kind(r)
+                kinds[kind] = kinds.get(kind, 0) + 1
             return web.json_response({"requests": len(records), "watches": sum(1 for r in records if r.is_watch),
-                                      "open_watches": open_watches})
+                                      "open_watches": open_watches, "by_kind": kinds})
         return await handler(request)
 
     server.app.middlewares.append(stats)
+    # The emulated API stands in for kube-apiserver (Go): its seeded objects (N RayJobs, N pods) need no cyclic GC,
+    # and full collections over them would stall every request and watch of the run for seconds.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _time_gc("API server")
 
     async def main() -> None:
         url = await server.start()
         Path(args.url_file).write_text(url)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    with _profiled("apiserver"):
+        asyncio.run(main())
 
 
 # ------------------------------------------------------------------------------------------------ the driver process
@@ -235,7 +312,8 @@ def child(args: argparse.Namespace) -> None:
         os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps(
             {"conn_type": "kubernetes", "extra": {"kube_config_path": str(tmp / "kubeconfig"), "namespace": NAMESPACE}})
         os.environ["KUBECONFIG"] = str(tmp / "kubeconfig")
-        result = asyncio.run(_run_triggers(args, url, common, env))
+        with _profiled(f"triggers-{args.design}-{args.n}"):
+            result = asyncio.run(_run_triggers(args, url, common, env, server.pid))
         print("RESULT " + json.dumps(result), flush=True)
     finally:
         server.terminate()
@@ -243,7 +321,8 @@ def child(args: argparse.Namespace) -> None:
         logging.shutdown()
 
 
-async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], env: dict[str, str]) -> dict[str, Any]:
+async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], env: dict[str, str],
+                        server_pid: int) -> dict[str, Any]:
     import logging
 
     import aiohttp
@@ -289,6 +368,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
                     print("STALL\n" + "".join(traceback.format_stack(frame)[-4:]), file=sys.stderr, flush=True)
 
         threading.Thread(target=watchdog, daemon=True).start()
+        _time_gc("triggers")
 
     async def run_one(name: str) -> None:
         trigger = Measured(name, NAMESPACE, stream_logs=args.logs)
@@ -319,12 +399,23 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
     names = [f"bench-{i:05d}" for i in range(args.n)]
     lag_task = asyncio.create_task(sample_lag())
     rss_before = proc.memory_info().rss
+    import gc
+
+    gc_before = len(gc.get_objects())
+    if os.environ.get("BENCH_STALL_TRACE"):
+        from collections import Counter
+
+        types_before = Counter(type(o).__qualname__ for o in gc.get_objects())
     async with aiohttp.ClientSession() as stats_session:
         started = time.time()
         tasks = [asyncio.create_task(run_one(n)) for n in names]
         while len(first_status) < len(names) and time.time() - started < args.startup_timeout:
             await asyncio.sleep(0.2)
         startup = time.time() - started
+        if args.gc_freeze:  # attribution only: what the loop does without full collections over the started waits
+            import gc
+
+            gc.freeze()
         await asyncio.sleep(2)  # settle
         steady_from = time.time()
         cpu0, req0 = sum(proc.cpu_times()[:2]), (await api_stats(stats_session))["requests"]
@@ -333,7 +424,15 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         cpu1, req1 = sum(proc.cpu_times()[:2]), stats["requests"]
         steady_to = time.time()
         rss_steady = proc.memory_info().rss
+        gc_steady = len(gc.get_objects())
+        if os.environ.get("BENCH_STALL_TRACE"):
+            grown = Counter(type(o).__qualname__ for o in gc.get_objects())
+            grown.subtract(types_before)
+            print("GC-tracked objects per trigger: " + ", ".join(
+                f"{k} {v / args.n:.1f}" for k, v in grown.most_common(25)), file=sys.stderr, flush=True)
         connections = api_connections()
+        api_proc = psutil.Process(server_pid)
+        cpu_waves0, api_cpu_waves0 = sum(proc.cpu_times()[:2]), sum(api_proc.cpu_times()[:2])
         driver = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--drive", "--url", url, "--waves", str(args.waves),
             "--wave-gap", str(args.wave_gap), "--writers", str(args.writers), *common, stdout=asyncio.subprocess.PIPE, env=env)
@@ -344,16 +443,19 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         while sum(len(v) for v in events.values()) < len(names) and time.time() < give_up:
             await asyncio.sleep(0.2)
         late_to = time.time()
+        cpu_waves, api_cpu_waves = sum(proc.cpu_times()[:2]) - cpu_waves0, sum(api_proc.cpu_times()[:2]) - api_cpu_waves0
+        load = os.getloadavg()[0]
         await asyncio.sleep(1)  # anything delivered twice would show now
         rss_end = proc.memory_info().rss
         async with stats_session.get(f"{url}/_bench/writes") as r:
             writes = await r.json()
+        final_stats = await api_stats(stats_session)
     for t in tasks:
         t.cancel()
     lag_task.cancel()
     await asyncio.gather(*tasks, lag_task, return_exceptions=True)
 
-    reactions, wrong = [], 0
+    reactions, wrong, by_outcome = [], 0, {"success": [], "failed": []}
     delivery = [received_at[n] - writes[n] for n in received_at if n in writes]
     for name, got in events.items():
         i = int(name.split("-")[1])
@@ -363,6 +465,7 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
             wrong += 1
         if name in writes:
             reactions.append(at - writes[name])
+            by_outcome[expected].append(at - writes[name])
     steady = [v for t, v in lags if steady_from <= t <= steady_to]
     during = [v for t, v in lags if waves_from <= t <= late_to]
     start_lag = [v for t, v in lags if started <= t <= steady_from]
@@ -372,11 +475,15 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
         "rss_mb": rss_steady / 2**20, "rss_end_mb": rss_end / 2**20,
         "rss_per_trigger_kb": (rss_steady - rss_before) / max(1, args.n) / 1024,
         "startup_s": startup, "started": len(first_status), "connections": connections - 1,  # minus the stats one
-        "open_watches": stats["open_watches"],
+        "open_watches": stats["open_watches"], "requests_by_kind": final_stats["by_kind"],
         "requests_per_s": (req1 - req0) / (steady_to - steady_from),
         "cpu_s_per_min": (cpu1 - cpu0) / (steady_to - steady_from) * 60,
+        "cpu_ms_per_job_waves": cpu_waves / args.n * 1000, "api_cpu_ms_per_job_waves": api_cpu_waves / args.n * 1000,
+        "waves_s": late_to - waves_from, "gc_objects_before": gc_before, "gc_objects_steady": gc_steady, "load_1min": load,
         "lag_start": _percentiles(start_lag), "lag_steady": _percentiles(steady), "lag_waves": _percentiles(during),
-        "reaction": _percentiles(reactions), "delivery": _percentiles(delivery), "received": received, "expected": len(names),
+        "reaction": _percentiles(reactions), "reaction_success": _percentiles(by_outcome["success"]),
+        "reaction_failed": _percentiles(by_outcome["failed"]), "delivery": _percentiles(delivery),
+        "received": received, "expected": len(names),
         "exactly_once": sum(1 for v in events.values() if len(v) == 1), "wrong": wrong,
     }
 
@@ -419,6 +526,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8, help="concurrent status writes of the driver")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
     parser.add_argument("--event-timeout", type=float, default=300.0)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="attribution experiment: gc.freeze() in the triggers' process once all waits started")
     parser.add_argument("--design", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -440,7 +549,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", "--design", design, "--n", str(n), "--wait", str(args.wait),
                    "--waves", str(args.waves), "--wave-gap", str(args.wave_gap), "--writers", str(args.writers),
                    "--startup-timeout", str(args.startup_timeout), "--event-timeout", str(args.event_timeout),
-                   "--logs" if args.logs else "--no-logs"]
+                   "--logs" if args.logs else "--no-logs", *(["--gc-freeze"] if args.gc_freeze else [])]
             print(f"running {design} N={n} ...", file=sys.stderr, flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -448,7 +557,18 @@ def main() -> None:
                 print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
                 raise SystemExit(f"{design} N={n} failed")
             results.append(json.loads(lines[-1][len("RESULT "):]))
+            if os.environ.get("BENCH_STALL_TRACE"):
+                print(proc.stderr[-20000:], file=sys.stderr)
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            kinds = sorted(results[-1]["requests_by_kind"].items(), key=lambda kv: -kv[1])
+            r = results[-1]
+            print(f"  waves took {r['waves_s']:.1f} s; CPU ms per job during the waves: triggers "
+                  f"{r['cpu_ms_per_job_waves']:.2f}, API server {r['api_cpu_ms_per_job_waves']:.2f}; "
+                  f"machine load (1 min) {r['load_1min']:.1f}; GC-tracked objects {r['gc_objects_before']:,} before the "
+                  f"triggers, {r['gc_objects_steady']:,} while waiting", file=sys.stderr, flush=True)
+            print(f"  reaction ms p50/p99/max of the successes {_ms(r['reaction_success'])}, of the failures "
+                  f"(diagnostics read) {_ms(r['reaction_failed'])}", file=sys.stderr, flush=True)
+            print("  requests in the whole run: " + ", ".join(f"{k} {v:,}" for k, v in kinds), file=sys.stderr, flush=True)
     print(table(results))
     for note in skipped:
         print(f"\n{note}")

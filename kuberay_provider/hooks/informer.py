@@ -43,8 +43,9 @@ CONNECTION_LIMIT = 100
 #: Short requests (GET, list, log tail, diagnostics) in flight at once per loop; with the watches and the log
 #: follows this stays below :data:`CONNECTION_LIMIT`, so no request waits for a connection inside its timeout.
 REQUESTS_IN_FLIGHT = 64
-#: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines).
-EVENTS_PER_YIELD = 200
+#: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines, and
+#: each event may wake a wait whose next step runs in the same loop iteration).
+EVENTS_PER_YIELD = 50
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,21 @@ def _tls_context(configuration: Any) -> Any:
     return context
 
 
-def _load_blocking(hook: Any, extras: dict[str, Any]) -> tuple[Any, Any]:
-    """In a worker thread: mask the connection's secrets, load the kubeconfig, build the TLS context."""
+def env_proxy(host: str) -> tuple[Any, Any] | None:
+    """The proxy (and its auth) the environment (``HTTPS_PROXY``, ``NO_PROXY`` ...) names for the API ``host`` URL,
+    as aiohttp's ``trust_env`` would find it on every request; None for none. Reads files (netrc): off the loop."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return get_env_proxy_for_url(URL(host))
+    except (LookupError, ValueError):
+        return None
+
+
+def _load_blocking(hook: Any, extras: dict[str, Any]) -> tuple[Any, Any, tuple[Any, Any] | None]:
+    """In a worker thread: mask the connection's secrets, load the kubeconfig, build the TLS context, find the
+    environment's proxy for the API server."""
     from kubernetes_asyncio.client import ApiClient, Configuration
 
     from kuberay_provider.hooks.secrets import default_kubeconfig_paths, mask_connection_secrets
@@ -95,10 +109,28 @@ def _load_blocking(hook: Any, extras: dict[str, Any]) -> tuple[Any, Any]:
         return getattr(hook, "client_configuration", None) or Configuration.get_default_copy()
 
     configuration = asyncio.run(load())
-    return configuration, _tls_context(configuration)
+    return configuration, _tls_context(configuration), env_proxy(configuration.host)
 
 
-def _api_client(configuration: Any, tls: Any) -> Any:
+def _session(connector: Any, proxy: tuple[Any, Any] | None) -> Any:
+    """The client's aiohttp session. kubernetes_asyncio's uses ``trust_env=True``, which makes aiohttp look up the
+    environment's proxy and netrc in a worker thread on *every* request (two thread hops each, thousands a minute
+    when thousands of jobs end together); here the proxy is resolved once (``proxy``) and netrc is not read
+    (a netrc login for the API server would clash with the client's own Authorization header anyway)."""
+    import aiohttp
+
+    kwargs: dict[str, Any] = {"connector": connector, "read_bufsize": 2**21}
+    if proxy is not None:
+        kwargs.update(proxy=proxy[0], proxy_auth=proxy[1])
+    try:
+        return aiohttp.ClientSession(trust_env=False, **kwargs)
+    except TypeError:  # an aiohttp without session-wide proxies: let it find the proxy per request
+        kwargs.pop("proxy", None)
+        kwargs.pop("proxy_auth", None)
+        return aiohttp.ClientSession(trust_env=True, **kwargs)
+
+
+def _api_client(configuration: Any, tls: Any, proxy: tuple[Any, Any] | None = None) -> Any:
     """A kubernetes_asyncio ApiClient whose connector uses the prebuilt TLS context (cheap, on the loop)."""
     import aiohttp
     from kubernetes_asyncio.client import ApiClient, rest
@@ -111,7 +143,7 @@ def _api_client(configuration: Any, tls: Any) -> Any:
             self.proxy = configuration.proxy
             self.proxy_headers = configuration.proxy_headers
             connector = aiohttp.TCPConnector(limit=CONNECTION_LIMIT + max_log_follows(), ssl=tls)
-            self.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=True, read_bufsize=2**21)
+            self.pool_manager = _session(connector, proxy)
 
     class _Shared(ApiClient):
         def __init__(self) -> None:  # ApiClient.__init__ with the rest client above
@@ -184,11 +216,12 @@ class SharedClients:
             access = await asyncio.to_thread(gke.connect, mode.gke)
             configuration = gke.async_configuration(access)
             tls = await asyncio.to_thread(_tls_context, configuration)
+            proxy = await asyncio.to_thread(env_proxy, configuration.host)
             self.created += 1
-            return SharedClient(gke.install_async(_api_client(configuration, tls), access.tokens), timeout)
-        configuration, tls = await asyncio.to_thread(_load_blocking, hook, dict(extras))
+            return SharedClient(gke.install_async(_api_client(configuration, tls, proxy), access.tokens), timeout)
+        configuration, tls, proxy = await asyncio.to_thread(_load_blocking, hook, dict(extras))
         self.created += 1
-        return SharedClient(_api_client(configuration, tls), timeout)
+        return SharedClient(_api_client(configuration, tls, proxy), timeout)
 
     @contextlib.asynccontextmanager
     async def lease(self, key: ConnKey) -> AsyncIterator[SharedClient]:
@@ -220,11 +253,17 @@ def _trim_status_object(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trim_pod(obj: dict[str, Any]) -> dict[str, Any]:
+    """What picking the driver-log pod and :func:`~kuberay_provider.hooks.pods.describe_pod_problems` read."""
     status = obj.get("status") or {}
     meta = _trim_meta(obj)
     meta["labels"] = {c.JOB_NAME_LABEL: ((obj.get("metadata") or {}).get("labels") or {}).get(c.JOB_NAME_LABEL)}
-    return {"metadata": meta, "status": {"phase": status.get("phase"),
-                                         "containerStatuses": status.get("containerStatuses") or []}}
+    trimmed = {"phase": status.get("phase"), "containerStatuses": status.get("containerStatuses") or []}
+    problems = [cond for cond in status.get("conditions") or [] if cond.get("status") == "False"]
+    if problems:
+        trimmed["conditions"] = problems
+    if status.get("initContainerStatuses"):
+        trimmed["initContainerStatuses"] = status["initContainerStatuses"]
+    return {"metadata": meta, "status": trimmed}
 
 
 def _name_of(obj: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import copy
 import datetime as dt
@@ -38,12 +39,14 @@ from kuberay_provider.local.selectors import (
     json_patch,
     label_selector,
     merge_patch,
+    required_labels,
 )
 
 JSON = dict[str, Any]
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 EXTERNAL = web.RequestKey("external", bool)
+WATCH_BATCH = 500  # queued watch events written at once
 RECORDED = web.RequestKey("recorded", bool)  # a stream (watch, log follow) is recorded when its headers go out
 KUBE_VERSION = {
     "major": "1",
@@ -132,8 +135,28 @@ class LogSource:
     cri: bool = False
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A compiled label + field selector; ``labels``: the ``key=value`` terms a label index can answer."""
+
+    match: Predicate
+    labels: dict[str, str]
+
+    def __call__(self, obj: JSON) -> bool:
+        return self.match(obj)
+
+
+def _labels_of(obj: JSON | None) -> set[tuple[str, str]]:
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return {(k, str(v)) for k, v in labels.items()} if isinstance(labels, dict) else set()
+
+
 class ObjectStore:
-    """In-memory objects, a global resourceVersion counter and a bounded history of changes for watches."""
+    """In-memory objects, a global resourceVersion counter and a bounded history of changes for watches.
+
+    Indexes (kept by :meth:`commit`, the only writer): each storage key's object keys in sorted order (lists and
+    their pages cost what they return, not what is stored) and its objects by label ``(key, value)``.
+    """
 
     def __init__(self, history_size: int) -> None:
         self.objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = {}
@@ -141,10 +164,43 @@ class ObjectStore:
         self.history: deque[WatchEvent] = deque(maxlen=history_size)
         self.expired_before = 0  # resourceVersions below this cannot be watched from any more
         self.watchers: set[Watcher] = set()
+        self._sorted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._by_label: dict[tuple[str, str], dict[tuple[str, str], set[tuple[str, str]]]] = {}
 
     def bucket(self, storage: tuple[str, str]) -> dict[tuple[str, str], JSON]:
         """The object map of one storage key."""
         return self.objects.setdefault(storage, {})
+
+    def sorted_keys(self, storage: tuple[str, str]) -> list[tuple[str, str]]:
+        """The ``(namespace, name)`` keys of one storage key, sorted (do not modify)."""
+        return self._sorted.get(storage, [])
+
+    def keys_with_labels(self, storage: tuple[str, str], labels: dict[str, str]) -> list[tuple[str, str]]:
+        """The sorted keys of the objects carrying every ``labels`` item (from the label index)."""
+        index = self._by_label.get(storage, {})
+        sets = sorted((index.get((k, v), set()) for k, v in labels.items()), key=len)
+        if not sets or not sets[0]:
+            return []
+        return sorted(sets[0].intersection(*sets[1:]))
+
+    def _reindex(self, storage: tuple[str, str], key: tuple[str, str], old: JSON | None, new: JSON | None) -> None:
+        keys = self._sorted.setdefault(storage, [])
+        if old is None and new is not None:
+            bisect.insort(keys, key)
+        elif old is not None and new is None:
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                del keys[at]
+        index = self._by_label.setdefault(storage, {})
+        before, after = _labels_of(old), _labels_of(new)
+        for item in before - after:
+            members = index.get(item)
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del index[item]
+        for item in after - before:
+            index.setdefault(item, set()).add(key)
 
     def oldest_servable(self) -> int:
         """The oldest resourceVersion a watch may resume from."""
@@ -156,10 +212,14 @@ class ObjectStore:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        bucket = self.bucket(storage)
+        old = bucket.get(key)
         if kind == "DELETED":
-            self.bucket(storage).pop(key, None)
+            bucket.pop(key, None)
+            self._reindex(storage, key, old, None)
         else:
-            self.bucket(storage)[key] = obj
+            bucket[key] = obj
+            self._reindex(storage, key, old, obj)
         event = WatchEvent(self.rv, storage, kind, copy.deepcopy(obj))
         self.history.append(event)
         for watcher in list(self.watchers):
@@ -428,13 +488,13 @@ class KubeAPIServer:
             raise ApiError(400, "BadRequest", f"invalid JSON: {exc}") from exc
 
     @staticmethod
-    def _predicate(query: Any) -> Predicate:
+    def _predicate(query: Any) -> Selection:
         try:
             labels = label_selector(query.get("labelSelector"))
             fields = field_selector(query.get("fieldSelector"))
         except SelectorError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from exc
-        return lambda obj: labels(obj) and fields(obj)
+        return Selection(lambda obj: labels(obj) and fields(obj), required_labels(query.get("labelSelector")))
 
     # ----------------------------------------------------------------- views
     @staticmethod
@@ -463,12 +523,22 @@ class KubeAPIServer:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ApiError(400, "BadRequest", "invalid continue token") from exc
         items, last, more = [], None, False
-        for key, obj in sorted(self.store.bucket(res.storage_key).items()):
+        bucket = self.store.bucket(res.storage_key)
+        required = getattr(pred, "labels", None) if not res.storage else None  # (events.k8s.io: a view)
+        keys = self.store.keys_with_labels(res.storage_key, required) if required \
+            else self.store.sorted_keys(res.storage_key)
+        start = bisect.bisect_left(keys, (namespace, "")) if namespace is not None else 0
+        if after is not None:
+            start = max(start, bisect.bisect_right(keys, after))
+        for at in range(start, len(keys)):
+            key = keys[at]
             ns = key[0]
-            if after is not None and key <= after:
+            if namespace is not None and ns != namespace:
+                if ns > namespace:
+                    break
                 continue
-            view = self._view(res, obj)
-            if (namespace is None or ns == namespace) and (pred is None or pred(view)):
+            view = self._view(res, bucket[key])
+            if pred is None or pred(view):
                 if limit and len(items) >= limit:
                     more = True
                     break
@@ -732,18 +802,28 @@ class KubeAPIServer:
                     if mark is not None:
                         await response.write(mark)
                     continue
-                if item == "close":
+                # Everything queued goes out in one write: one event per loop turn (``wait_for`` schedules a task
+                # per get) falls behind a busy server's commits, and its watchers see events seconds late.
+                items = [item]
+                while len(items) < WATCH_BATCH and not watcher.queue.empty():
+                    items.append(watcher.queue.get_nowait())
+                lines, control = [], None
+                for item in items:
+                    if not isinstance(item, WatchEvent):
+                        control = item  # the watch ends: what was queued after it is never sent
+                        break
+                    lines.append(json.dumps({"type": item.type, "object": self._view(res, item.obj)}).encode() + b"\n")
+                if lines:
+                    await response.write(b"".join(lines))
+                if control == "close":
                     break
-                if item == "expire":
+                if control == "expire":
                     await response.write(self._expired_line(rv_text))
                     break
-                if item == "drop":
+                if control == "drop":
                     if request.transport is not None:
                         request.transport.abort()
                     return response
-                assert isinstance(item, WatchEvent)
-                line = json.dumps({"type": item.type, "object": self._view(res, item.obj)}).encode() + b"\n"
-                await response.write(line)
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         finally:

@@ -49,6 +49,32 @@ def label_selector(text: str | None) -> Predicate:
     return lambda obj: all(t((obj.get("metadata") or {}).get("labels") or {}) for t in terms)
 
 
+def required_labels(text: str | None) -> dict[str, str]:
+    """The ``key=value`` (``==``, ``in (one)``) terms of a label selector: labels every match must carry.
+
+    What a store can answer from a label index before checking the whole selector; other terms add nothing.
+    """
+    required: dict[str, str] = {}
+    if not text or not text.strip():
+        return required
+    for term in _TERM_SPLIT.split(text):
+        term = term.strip()
+        match = _SET_TERM.match(term)
+        if match:
+            values = {v.strip() for v in match.group(3).split(",")}
+            if match.group(2) == "in" and len(values) == 1:
+                required[match.group(1)] = values.pop()
+            continue
+        if "!=" in term:
+            continue
+        for op in ("==", "="):
+            if op in term:
+                key, value = (part.strip() for part in term.split(op, 1))
+                required[key] = value
+                break
+    return required
+
+
 def _field_value(obj: dict[str, Any], path: str) -> str:
     value: Any = obj
     for part in path.split("."):

@@ -135,12 +135,12 @@ class RayJobTrigger(BaseTrigger):
         timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
         waiter = RayJobWaiter(self.name, self.namespace, timeout=timeout, watch_timeout=self.watch_timeout)
         feed: asyncio.Queue = asyncio.Queue()
-        logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed) \
-            if self.stream_logs else None
+        logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed,
+                         self._emit_driver_lines) if self.stream_logs else None
         outcome = await wait_for_rayjob(hook, reg, waiter, on_status=self._on_status, logs=logs, feed=feed)
         if logs is not None:
             await logs.finish()
-        return await self._event_for(hook, outcome, tail)
+        return await self._event_for(hook, outcome, tail, logs)
 
     def _on_status(self, status: Any) -> None:
         self.log.info("%s", status.describe())
@@ -148,11 +148,19 @@ class RayJobTrigger(BaseTrigger):
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
 
-    async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail) -> dict[str, Any]:
-        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`)."""
+    def _emit_driver_lines(self, lines: list[str]) -> None:
+        """A tail read's lines as one record, each line still marked ``[driver]`` (one log call, not one a line:
+        with thousands of jobs ending together the per-record cost of the log pipeline adds up on the loop)."""
+        self.log.info("%s", "\n".join(f"[driver] {line}" for line in lines))
+
+    async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail,
+                         logs: DriverLog | None = None) -> dict[str, Any]:
+        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`);
+        the submitter pods come from the shared pod watch when the driver log was streamed from it."""
         ok = succeeded(outcome)
         status = final_status(outcome)
-        diagnostics = await hook.diagnose(status) if status and not ok else []
+        pods = logs.known_pods() if logs is not None else None
+        diagnostics = await hook.diagnose(status, submitter_pods=pods) if status and not ok else []
         if not tail.lines and not ok:
             with contextlib.suppress(Exception):
                 await hook.read_driver_log_tail(self.name, self.namespace, tail)

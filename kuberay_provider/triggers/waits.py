@@ -38,17 +38,26 @@ class DriverLog:
     """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
 
     def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
-                 emit: Callable[[str], None], feed: asyncio.Queue) -> None:
+                 emit: Callable[[str], None], feed: asyncio.Queue,
+                 emit_block: Callable[[list[str]], None] | None = None) -> None:
+        """``emit``: one followed line; ``emit_block``: the lines of one tail read at once (default: ``emit`` each)."""
         self.hook, self.name, self.namespace = hook, name, namespace
         self.tail, self.emit, self.feed = tail, emit, feed
+        self.emit_block = emit_block or self._emit_each
         self.pool = registry.log_pool
         self.pods: dict[str, dict[str, Any]] = {}
         self.complete: set[str] = set()  # pods whose log was followed to its end
         self.failures: dict[str, int] = {}
         self.ticket = LogTicket(time.monotonic(), self._granted, self._revoked)
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task | None = None  # the follow, while the pool grants it
+        self.reading: asyncio.Task | None = None  # the tail read of a finished pod (no follow slot needed)
         self.following: str | None = None
         self.streaming = True
+        self.watched = False  # ``pods`` mirror the shared pod watch (seeded from its list, not disabled)
+
+    def _emit_each(self, lines: list[str]) -> None:
+        for line in lines:
+            self.emit(line)
 
     def on_pod(self, type_: str, pod: dict[str, Any]) -> None:
         name = pod_name(pod)
@@ -59,12 +68,18 @@ class DriverLog:
         self._want()
 
     def seed(self, pods: dict[str, dict[str, Any]]) -> None:
+        self.watched = True
         for pod in pods.values():
             self.on_pod("ADDED", pod)
+
+    def known_pods(self) -> list[dict[str, Any]] | None:
+        """The submitter pods as the shared pod watch has them, or None if it does not (not listed yet, RBAC)."""
+        return list(self.pods.values()) if self.watched else None
 
     def disable(self, why: str) -> None:
         """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
         self.streaming = False
+        self.watched = False
         self.pool.release(self.ticket)
 
     def _target(self) -> str | None:
@@ -77,15 +92,46 @@ class DriverLog:
         return name
 
     def _want(self) -> None:
-        if self.streaming and self.task is None and self._target() is not None:
+        if not self.streaming or self.task is not None:
+            return
+        target = self._target()
+        if target is None:
+            return
+        if pod_finished(self.pods[target]):  # the driver is done and its log final: read the tail now
+            self._read_tail_soon(target)
+        else:
             self.pool.request(self.ticket)
 
     def _granted(self) -> None:
         target = self._target()
-        if target is None or self.task is not None:
+        if target is None or self.task is not None or pod_finished(self.pods[target]):
             self.pool.release(self.ticket)
+            if target is not None and self.task is None:
+                self._read_tail_soon(target)
             return
         self.task = asyncio.get_running_loop().create_task(self._follow(target), name=f"driver-log-{self.name}")
+
+    def _read_tail_soon(self, pod: str) -> None:
+        """Read a finished pod's last lines in the background (once at a time), so that the job's end finds the
+        tail already there: the submitter pod ends before KubeRay marks the RayJob finished."""
+        if self.reading is None and self.tail.size > 0:
+            self.pool.release(self.ticket)
+            self.reading = asyncio.get_running_loop().create_task(self._read_tail(pod), name=f"driver-tail-{self.name}")
+
+    async def _read_tail(self, pod: str) -> None:
+        try:
+            text = await self.hook.read_pod_log(pod, self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failures[pod] = self.failures.get(pod, 0) + 1
+        else:
+            if new := self.tail.merge_tail(pod, text.splitlines()):
+                self.emit_block(new)
+            self.complete.add(pod)
+        finally:
+            if self.reading is asyncio.current_task():
+                self.reading = None
 
     def _revoked(self) -> None:
         if self.task is not None:
@@ -122,8 +168,14 @@ class DriverLog:
         self._want()
 
     async def finish(self) -> None:
-        """The job ended: let a running follow drain (bounded), then read the tail of what was not followed."""
+        """The job ended: let a running follow or tail read end (bounded), then read the tail of what was not
+        followed or read."""
         self.streaming = False
+        reading, self.reading = self.reading, None
+        if reading is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reading), timeout=LOG_DRAIN_SECONDS)
+            reading.cancel()
         task, self.task = self.task, None
         if task is not None:
             try:
@@ -139,11 +191,14 @@ class DriverLog:
             return
         with contextlib.suppress(Exception):
             text = await self.hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
-            for line in self.tail.merge_tail(pod_name(pod), text.splitlines()):
-                self.emit(line)
+            if new := self.tail.merge_tail(pod_name(pod), text.splitlines()):
+                self.emit_block(new)
 
     def cancel(self) -> None:
         self.streaming = False
+        if self.reading is not None:
+            self.reading.cancel()
+            self.reading = None
         if self.task is not None:
             self.task.cancel()
             self.task = None

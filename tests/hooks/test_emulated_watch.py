@@ -88,3 +88,17 @@ def test_collection_watcher_relists_on_410_backs_off_otherwise_and_follows_bookm
     c.on_list("31")
     c.on_watch_closed(0, 0.01)  # closed at once with nothing: a failure, not a tight reconnect loop
     assert isinstance(c.next_action(), Sleep)
+
+
+def test_the_shared_watchs_fallback_relist_is_shorter_than_the_single_waits():
+    """A resume past a lost event (what the emulator's early BOOKMARK once caused) heals within two minutes."""
+    from kuberay_provider.hooks.informer import Informer
+
+    t = [0.0]
+    c = CollectionWatcher(clock=lambda: t[0], watch_jitter=0.0)
+    c.on_list("1")
+    t[0] += 100
+    assert isinstance(c.next_action(), Watch)
+    t[0] += 21
+    assert isinstance(c.next_action(), List)  # 121 s after the last list
+    assert Informer.relist_every <= 120 < RayJobWaiter("a", "ns").__dict__.get("_relist_every", 300)

@@ -147,3 +147,72 @@ def test_the_failure_event_keeps_the_log_tail(api, namespace, tmp_path, stream_l
     event = asyncio.run(scenario())
     assert event["status"] == "failed"
     assert event["log_tail"][-1] == "ValueError: boom"
+
+
+@pytest.mark.parametrize("stream_logs", [True, False])
+def test_failure_diagnostics_take_the_submitter_pods_from_the_shared_pod_watch(api, namespace, tmp_path, stream_logs):
+    import copy
+
+    from tests.triggers.conftest import PODS
+
+    api.create_rayjob("bad", namespace, RUNNING)
+    log = tmp_path / "bad.log"
+    log.write_text("ValueError: boom\n")
+    api.create_pod("bad-abcde", namespace, "bad", log)
+    pod = copy.deepcopy(api.server.store.bucket(PODS.storage_key)[(namespace, "bad-abcde")])
+    pod["status"] = {"phase": "Failed", "containerStatuses": [
+        {"name": "ray-job-submitter", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}
+    api._commit(PODS, "MODIFIED", pod)
+
+    async def scenario():
+        task = asyncio.create_task(first_event(RayJobTrigger("bad", namespace, stream_logs=stream_logs)))
+        await until(lambda: api.open_watches(namespace) >= (2 if stream_logs else 1))
+        api.set_status("bad", namespace, FAILED)
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["status"] == "failed"
+    assert "pod bad-abcde container ray-job-submitter: terminated (Error, exit code 1)" in event["diagnostics"]
+    pod_lists = [r.query.get("labelSelector") for r in api.requests(f"/namespaces/{namespace}/pods")
+                 if r.path.endswith("/pods") and not r.is_watch]
+    per_job = [s for s in pod_lists if s == "batch.kubernetes.io/job-name=bad"]
+    if stream_logs:  # the shared pod watch already had them: no pod list for this job
+        assert per_job == []
+    else:  # no pod watch: diagnostics (and the log tail) list the job's pods
+        assert per_job
+
+
+def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_once(api, namespace, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(informer, "max_log_follows", lambda: 0)  # no follows at all: only tail reads
+    api.create_rayjob("done", namespace, RUNNING)
+    log = tmp_path / "done.log"
+    log.write_text("".join(f"line {i}\n" for i in range(5)))
+    api.create_pod("done-abcde", namespace, "done", log)
+
+    records: list[str] = []
+
+    class Recorder:
+        def info(self, fmt: str, *args: object) -> None:
+            records.append(fmt % args)
+
+    class Recorded(RayJobTrigger):
+        log = Recorder()  # the task log
+
+    async def scenario():
+        task = asyncio.create_task(first_event(Recorded("done", namespace, log_tail_lines=3)))
+        await until(lambda: api.open_watches(namespace) >= 2)
+        assert log_requests(api, namespace) == []  # running, and no follow slot: nothing read yet
+        api.finish_pod("done-abcde", namespace)
+        await until(lambda: len(log_requests(api, namespace)) == 1)  # read as the pod ended, the job still runs
+        assert not task.done()
+        api.set_status("done", namespace, SUCCEEDED)
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["status"] == "success"
+    assert event["log_tail"] == ["line 2", "line 3", "line 4"]
+    [read] = log_requests(api, namespace)
+    assert read.query.get("tailLines") == "3" and read.query.get("follow") in (None, "false")
+    # the tail lands in the task log as one record, every line still marked
+    assert [r for r in records if "[driver]" in r] == ["[driver] line 2\n[driver] line 3\n[driver] line 4"]
