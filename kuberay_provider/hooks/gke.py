@@ -198,6 +198,13 @@ def _bearer(token: str) -> str:
     return f"Bearer {token}"
 
 
+def token_refused(status: int | None) -> bool:
+    """The one rule of both clients: a 401 means the API server refused the token (expired, revoked, clock
+    skew), answered by one forced refresh (:meth:`TokenSource.token` with ``force`` and the refused token, so
+    concurrent callers refresh once) and one retry; any other status is the caller's to handle."""
+    return status == 401
+
+
 def install_sync(api_client: Any, source: TokenSource) -> Any:
     """Authorize every request of a ``kubernetes`` ApiClient with ``source``'s token; one refresh + retry on 401."""
     from kubernetes.client.exceptions import ApiException
@@ -212,7 +219,7 @@ def install_sync(api_client: Any, source: TokenSource) -> Any:
             return request(method, url, query_params, {**(headers or {}), "Authorization": _bearer(token)},
                            *args, **kwargs)
         except ApiException as exc:
-            if exc.status != 401:
+            if not token_refused(exc.status):
                 raise
         token = source.token(force=True, stale=token)
         return request(method, url, query_params, {**(headers or {}), "Authorization": _bearer(token)},
@@ -241,10 +248,10 @@ def install_async(api_client: Any, source: TokenSource) -> Any:
             response = await request(method, url, query_params,
                                      {**(headers or {}), "Authorization": _bearer(current)}, *args, **kwargs)
         except ApiException as exc:
-            if exc.status != 401:
+            if not token_refused(exc.status):
                 raise
         else:
-            if getattr(response, "status", None) != 401:
+            if not token_refused(getattr(response, "status", None)):
                 return response
             response.release()  # a raw (``_preload_content=False``) 401
         current = await token(force=True, stale=current)
