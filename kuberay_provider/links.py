@@ -80,9 +80,10 @@ def dashboard_link(
 def cloud_logging_link(*, project_id: str, location: str, gke_cluster: str, namespace: str, rayjob: str,
                        ray_cluster: str | None) -> str:
     """Logs Explorer with the query for this RayJob's pods: the Ray pods (label ``ray.io/cluster``, exact once the
-    RayCluster is known, else KubeRay's ``<rayjob>-<5 chars>`` name) and the submitter Job's pods (``job-name``)."""
+    RayCluster is known, else KubeRay's ``<rayjob>-<5 chars>`` name; a RayJob name is a DNS label, nothing to escape)
+    and the submitter Job's pods (``job-name``)."""
     cluster_match = (f'labels."k8s-pod/ray_io/cluster"="{ray_cluster}"' if ray_cluster
-                     else f'labels."k8s-pod/ray_io/cluster"=~"^{re.escape(rayjob)}-{_CLUSTER_SUFFIX}$"')
+                     else f'labels."k8s-pod/ray_io/cluster"=~"^{rayjob}-{_CLUSTER_SUFFIX}$"')
     query = "\n".join([
         'resource.type="k8s_container"',
         f'resource.labels.project_id="{project_id}"',
