@@ -534,11 +534,12 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         context["ti"].xcom_push(key="rayjob_name", value=name)
         self._api_server = self._api_server_of(hook)
         self._publish_console_links(context, hook, name=name, namespace=namespace)
-        self._persist_dashboard(context, RayJobStatus.from_object(hook.get_rayjob(name, namespace) or {}),
-                                name=name, namespace=namespace)
+        # A re-attached job may already name its cluster; a new one does not (no request spent on it).
+        status = (RayJobStatus.from_object(hook.get_rayjob(name, namespace) or {})
+                  if reattached or not self.wait_for_completion else RayJobStatus(name=name, namespace=namespace))
+        self._persist_dashboard(context, status, name=name, namespace=namespace)
         if not self.wait_for_completion:
-            return xcom_summary(RayJobStatus.from_object(hook.get_rayjob(name, namespace) or {}),
-                                name=name, namespace=namespace, reattached=reattached)
+            return xcom_summary(status, name=name, namespace=namespace, reattached=reattached)
         deadline = self._deadline()
         if self.deferrable:
             from kuberay_provider.triggers.rayjob import RayJobTrigger
@@ -629,12 +630,18 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                         links.cloud_logging_link(**where, rayjob=name, ray_cluster=ray_cluster))
         self._push_link(context, links.GkeWorkloadLink(), links.gke_workload_link(**where))
 
+    def _selected_cluster(self) -> str | None:
+        """The RayCluster ``cluster_selector`` names (KubeRay creates no head Service of the RayJob's own then)."""
+        selector = self.cluster_selector
+        return selector if isinstance(selector, str) and selector else None
+
     def _persist_dashboard(self, context: Context, status: RayJobStatus, *, name: str | None = None,
                            namespace: str | None = None) -> None:
         """Store the "Ray Dashboard" link as soon as it can be built (see :func:`~kuberay_provider.links.dashboard_link`)."""
         rayjob = name or status.name or self._rayjob_name or ""
         url = links.dashboard_link(status.dashboard_url, self.dashboard_url_template,
-                                   namespace=namespace or status.namespace, cluster=status.cluster_name,
+                                   namespace=namespace or status.namespace, cluster=status.cluster_name
+                                   or self._selected_cluster(),
                                    rayjob=rayjob, api_server=self._api_server)
         self._push_link(context, links.RayDashboardLink(), url)
 

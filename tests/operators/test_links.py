@@ -145,6 +145,16 @@ def test_before_deferring_every_link_is_stored(monkeypatch):
     assert deferral.kwargs["api_server"] == API
 
 
+def test_on_a_selected_cluster_the_link_is_its_head_service(monkeypatch):
+    _, ti, _ = _deferred(monkeypatch, cluster_selector="shared-ray")
+    assert ti.pushed[links.DASHBOARD_XCOM_KEY] == _proxy("shared-ray-head-svc")
+
+
+def test_a_template_link_is_stored_before_deferring_when_its_placeholders_are_known(monkeypatch):
+    _, ti, _ = _deferred(monkeypatch, dashboard_url_template="https://ray.example.com/{namespace}/{rayjob}/")
+    assert ti.pushed[links.DASHBOARD_XCOM_KEY] == f"https://ray.example.com/{NAMESPACE}/{RAYJOB}/"
+
+
 def test_kubeconfig_mode_has_only_the_dashboard_link(monkeypatch):
     _, ti, _ = _deferred(monkeypatch, mode=ConnectionMode("kubeconfig"))
     assert links.DASHBOARD_XCOM_KEY in ti.pushed
@@ -157,6 +167,27 @@ def test_after_the_trigger_fired_the_dashboard_link_names_the_cluster(monkeypatc
              "rayjob": _rayjob_status(CLUSTER, "Complete", "SUCCEEDED")}
     op.execute_complete({"ti": ti}, event, **deferral.kwargs)
     assert ti.pushed[links.DASHBOARD_XCOM_KEY] == _proxy(f"{CLUSTER}-head-svc")
+
+
+def test_a_sync_wait_stores_the_link_when_a_status_names_the_cluster(monkeypatch):
+    op = RayJobOperator(task_id="t", entrypoint="python x.py", name=RAYJOB, namespace=NAMESPACE, deferrable=False)
+    hook = _Hook(ConnectionMode("kubeconfig"))
+    monkeypatch.setattr(op, "hook", lambda: hook)
+    monkeypatch.setattr(lifecycle, "start_rayjob",
+                        lambda *a, **k: lifecycle.Started(RAYJOB, NAMESPACE, reattached=False, created=True))
+    ti = _Ti()
+    seen_while_running: list[str] = []
+
+    def wait_sync(*args: Any, on_status: Any, **kwargs: Any) -> dict[str, Any]:
+        from kuberay_provider.status import RayJobStatus
+
+        on_status(RayJobStatus.from_dict(_rayjob_status(CLUSTER)))
+        seen_while_running.append(ti.pushed[links.DASHBOARD_XCOM_KEY])
+        return {"status": "success", "message": "done", "rayjob": _rayjob_status(CLUSTER, "Complete", "SUCCEEDED")}
+
+    monkeypatch.setattr(lifecycle, "wait_sync", wait_sync)
+    op.execute({"ti": ti})
+    assert seen_while_running == [_proxy(f"{CLUSTER}-head-svc")]
 
 
 # -- rendered by Airflow from the metadata DB -----------------------------------------------------------------
