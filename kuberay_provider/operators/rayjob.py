@@ -574,7 +574,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         namespace resolved again), so cleanup after a deferred error happens where the job was created.
         """
         rayjob = event.get("rayjob") or {}
-        self._api_server = api_server
+        # ``dag.test`` hands only the event over, not the deferral's kwargs: then ask the hook (no request)
+        self._api_server = api_server or self._api_server_of(self.hook())
         self._rayjob_name = (event.get("name") or name or rayjob.get("name")
                              or context["ti"].xcom_pull(task_ids=self.task_id, key="rayjob_name"))
         self._rayjob_namespace = (event.get("namespace") or namespace or rayjob.get("namespace")

@@ -169,6 +169,14 @@ def test_after_the_trigger_fired_the_dashboard_link_names_the_cluster(monkeypatc
     assert ti.pushed[links.DASHBOARD_XCOM_KEY] == _proxy(f"{CLUSTER}-head-svc")
 
 
+def test_resumed_with_the_event_only_the_link_still_names_the_cluster(monkeypatch):
+    op, ti, _ = _deferred(monkeypatch)  # dag.test passes only the event, not the deferral's kwargs
+    event = {"status": "success", "message": "done", "name": RAYJOB, "namespace": NAMESPACE,
+             "rayjob": _rayjob_status(CLUSTER, "Complete", "SUCCEEDED")}
+    op.execute_complete({"ti": ti}, event)
+    assert ti.pushed[links.DASHBOARD_XCOM_KEY] == _proxy(f"{CLUSTER}-head-svc")
+
+
 def test_a_sync_wait_stores_the_link_when_a_status_names_the_cluster(monkeypatch):
     op = RayJobOperator(task_id="t", entrypoint="python x.py", name=RAYJOB, namespace=NAMESPACE, deferrable=False)
     hook = _Hook(ConnectionMode("kubeconfig"))
