@@ -39,7 +39,11 @@ def get_provider_info() -> dict:
         "sensors": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.sensors.rayjob"]}],
         "triggers": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.triggers.rayjob"]}],
         "hooks": [{"integration-name": "KubeRay", "python-modules": ["kuberay_provider.hooks.kuberay"]}],
-        "extra-links": ["kuberay_provider.links.RayDashboardLink"],
+        "extra-links": [
+            "kuberay_provider.links.RayDashboardLink",
+            "kuberay_provider.links.CloudLoggingLink",
+            "kuberay_provider.links.GkeWorkloadLink",
+        ],
         "task-decorators": [
             {"name": "ray_job", "class-name": "kuberay_provider.decorators.ray_job.ray_job_task"},
         ],

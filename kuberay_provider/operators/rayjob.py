@@ -13,11 +13,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from kuberay_provider import constants as c
-from kuberay_provider import lifecycle, specs
+from kuberay_provider import lifecycle, links, specs
 from kuberay_provider.compat import AirflowException, BaseOperator, conf
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.lifecycle import CLEANUP_POLICIES, ON_EXISTING
-from kuberay_provider.links import DASHBOARD_XCOM_KEY, RayDashboardLink, dashboard_link
 from kuberay_provider.namespaces import resolve_namespace
 from kuberay_provider.naming import (
     TaskInstanceIdentity,
@@ -151,8 +150,11 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     :param wait_for_completion: if False, return once the RayJob is created.
     :param stream_logs: copy the driver log into the task log while the job runs.
     :param log_tail_lines: driver-log lines kept for the failure message (default 50). (templated)
-    :param dashboard_url_template: how to turn a cluster into a browser URL for the extra link, using
-        ``{namespace}``, ``{cluster}`` and ``{dashboard_url}``; default ``http://<status.dashboardURL>``.
+    :param dashboard_url_template: how to turn a cluster into a browser URL for the "Ray Dashboard" extra link
+        (an ingress, say), using ``{namespace}``, ``{cluster}``, ``{rayjob}`` and ``{dashboard_url}``; default: the
+        Kubernetes API server's service proxy for the head Service,
+        ``<api server>/api/v1/namespaces/<ns>/services/<cluster>-head-svc:dashboard/proxy/``. The link appears as
+        soon as the placeholders it uses are known, before the task defers.
     """
 
     template_fields: Sequence[str] = (
@@ -168,7 +170,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     template_file_fields: Sequence[str] = ("manifest",)
     template_fields_renderers = {"manifest": "yaml", "runtime_env": "json", "head": "json", "worker_groups": "json"}
     ui_color = "#028bbd"
-    operator_extra_links = (RayDashboardLink(),)
+    operator_extra_links = (links.RayDashboardLink(), links.CloudLoggingLink(), links.GkeWorkloadLink())
 
     def __init__(
         self,
@@ -260,6 +262,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         self.dashboard_url_template = dashboard_url_template
         self._rayjob_name: str | None = None
         self._rayjob_namespace: str | None = None
+        self._api_server: str | None = None
+        self._pushed_links: dict[str, str] = {}
         self._validate(rendered=False)
 
     # -- validation --------------------------------------------------------------------------------------
@@ -344,10 +348,11 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         try:
             if not isinstance(template, str):
                 raise TypeError
-            url = template.format(namespace="ns", cluster="cluster", dashboard_url="host:8265")
+            url = template.format(namespace="ns", cluster="cluster", rayjob="job", dashboard_url="host:8265")
         except (KeyError, IndexError, ValueError, TypeError):
             raise InvalidParameterError(
-                "dashboard_url_template", template, "must be a string using only {namespace}, {cluster} and {dashboard_url}"
+                "dashboard_url_template", template,
+                "must be a string using only {namespace}, {cluster}, {rayjob} and {dashboard_url}",
             ) from None
         if not url.startswith(("http://", "https://")):
             raise InvalidParameterError("dashboard_url_template", template, "must produce an http:// or https:// URL")
@@ -527,9 +532,14 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         name, namespace, reattached = started.name, started.namespace, started.reattached
         self._rayjob_name, self._rayjob_namespace = name, namespace
         context["ti"].xcom_push(key="rayjob_name", value=name)
+        self._api_server = self._api_server_of(hook)
+        self._publish_console_links(context, hook, name=name, namespace=namespace)
+        # A re-attached job may already name its cluster; a new one does not (no request spent on it).
+        status = (RayJobStatus.from_object(hook.get_rayjob(name, namespace) or {})
+                  if reattached or not self.wait_for_completion else RayJobStatus(name=name, namespace=namespace))
+        self._persist_dashboard(context, status, name=name, namespace=namespace)
         if not self.wait_for_completion:
-            return xcom_summary(RayJobStatus.from_object(hook.get_rayjob(name, namespace) or {}),
-                                name=name, namespace=namespace, reattached=reattached)
+            return xcom_summary(status, name=name, namespace=namespace, reattached=reattached)
         deadline = self._deadline()
         if self.deferrable:
             from kuberay_provider.triggers.rayjob import RayJobTrigger
@@ -540,7 +550,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
                     stream_logs=self.stream_logs, log_tail_lines=self._log_tail_lines(),
                 ),
                 method_name="execute_complete",
-                kwargs={"reattached": reattached, "name": name, "namespace": namespace},
+                kwargs={"reattached": reattached, "name": name, "namespace": namespace,
+                        "api_server": self._api_server},
                 timeout=timedelta(seconds=deadline - time.time() + DEFERRAL_GRACE_SECONDS) if deadline else None,
             )
 
@@ -554,7 +565,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         return self._complete(context, event, reattached=reattached, hook=hook)
 
     def execute_complete(self, context: Context, event: dict[str, Any], reattached: bool = False,
-                         name: str | None = None, namespace: str | None = None) -> dict[str, Any]:
+                         name: str | None = None, namespace: str | None = None,
+                         api_server: str | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: same handling as the synchronous wait.
 
         The RayJob is the one this task created: the event's name/namespace, else those ``execute`` resolved and
@@ -562,6 +574,8 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         namespace resolved again), so cleanup after a deferred error happens where the job was created.
         """
         rayjob = event.get("rayjob") or {}
+        # ``dag.test`` hands only the event over, not the deferral's kwargs: then ask the hook (no request)
+        self._api_server = api_server or self._api_server_of(self.hook())
         self._rayjob_name = (event.get("name") or name or rayjob.get("name")
                              or context["ti"].xcom_pull(task_ids=self.task_id, key="rayjob_name"))
         self._rayjob_namespace = (event.get("namespace") or namespace or rayjob.get("namespace")
@@ -578,11 +592,59 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
     def _emit_driver_line(self, line: str) -> None:
         self.log.info("[driver] %s", line)
 
-    def _persist_dashboard(self, context: Context, status: RayJobStatus) -> None:
-        url = dashboard_link(status.dashboard_url, self.dashboard_url_template,
-                             namespace=status.namespace, cluster=status.cluster_name)
-        if url:
-            context["ti"].xcom_push(key=DASHBOARD_XCOM_KEY, value=url)
+    @staticmethod
+    def _api_server_of(hook: KubeRayHook) -> str | None:
+        """The API server URL the hook talks to (for the service-proxy dashboard link); None if unknown."""
+        try:
+            return links.api_server_base(hook.api_client.configuration.host)
+        except Exception:  # a link is never worth failing the task
+            return None
+
+    def _push_link(self, context: Context, link: Any, url: str | None) -> None:
+        """Store a link's URL once per value (a sync wait reports many statuses)."""
+        if url and self._pushed_links.get(link.name) != url:
+            links.push_link(context["ti"], link, url)
+            self._pushed_links[link.name] = url
+
+    def _publish_console_links(self, context: Context, hook: KubeRayHook, *, name: str, namespace: str,
+                               ray_cluster: str | None = None) -> None:
+        """GKE mode: the Cloud Logging and GKE workload links (project, location, cluster from the connection)."""
+        try:
+            mode = hook.connection_mode
+            if not mode.is_gke:
+                return
+            target = mode.gke
+            project = target.project_id
+            if not project:
+                from kuberay_provider.hooks.gke import google_credentials
+
+                project = google_credentials(target)[1]
+        except Exception as exc:  # a link is never worth failing the task
+            self.log.info("No Google Cloud console links: %s", exc)
+            return
+        if not project:
+            self.log.info("No Google Cloud console links: the connection names no project_id")
+            return
+        where = {"project_id": project, "location": target.location, "gke_cluster": target.cluster_name,
+                 "namespace": namespace}
+        self._push_link(context, links.CloudLoggingLink(),
+                        links.cloud_logging_link(**where, rayjob=name, ray_cluster=ray_cluster))
+        self._push_link(context, links.GkeWorkloadLink(), links.gke_workload_link(**where))
+
+    def _selected_cluster(self) -> str | None:
+        """The RayCluster ``cluster_selector`` names (KubeRay creates no head Service of the RayJob's own then)."""
+        selector = self.cluster_selector
+        return selector if isinstance(selector, str) and selector else None
+
+    def _persist_dashboard(self, context: Context, status: RayJobStatus, *, name: str | None = None,
+                           namespace: str | None = None) -> None:
+        """Store the "Ray Dashboard" link as soon as it can be built (see :func:`~kuberay_provider.links.dashboard_link`)."""
+        rayjob = name or status.name or self._rayjob_name or ""
+        url = links.dashboard_link(status.dashboard_url, self.dashboard_url_template,
+                                   namespace=namespace or status.namespace, cluster=status.cluster_name
+                                   or self._selected_cluster(),
+                                   rayjob=rayjob, api_server=self._api_server)
+        self._push_link(context, links.RayDashboardLink(), url)
 
     def _complete(self, context: Context, event: Mapping[str, Any], *, reattached: bool,
                   hook: KubeRayHook | None) -> dict[str, Any]:

@@ -76,6 +76,10 @@ def test_success_streams_log_and_teardown_is_confirmed(kube, local_stack, namesp
     assert result["deployment_status"] == "Complete" and result["job_status"] == "SUCCEEDED"
     assert result["job_id"] and result["cluster_name"].startswith(result["name"])
     assert "svc.cluster.local:8265" in result["dashboard_url"]
+    # the "Ray Dashboard" link: the API server's service proxy for the cluster's head Service, not cluster.local
+    assert xcom(dag_run, "train", "ray_dashboard_url") == (
+        f"{kube.api_client.configuration.host.rstrip('/')}/api/v1/namespaces/{namespace}/services/"
+        f"{result['cluster_name']}-head-svc:dashboard/proxy/")
     out = capfd.readouterr().out
     assert "[driver] hello-from-driver" in out and "[driver] second line" in out
     # default cleanup policy keeps the finished RayJob as a record; its cluster is gone
