@@ -31,6 +31,41 @@ if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR == REPO / "ku
     )
 
 
+# The longest files first (seconds each, from the CI lanes' junit reports), then every other file with a slow test,
+# then the fast ones: pytest-xdist's --dist loadfile hands files out in collection order, so a long end-to-end file
+# collected last would run alone while the other workers idle (longest-processing-time-first keeps them busy).
+LONGEST_FIRST = (
+    "tests/pipelines/test_retraining_dag.py",
+    "tests/faults/test_fault_suite.py",
+    "tests/dags/test_user_dags.py",
+    "tests/integration/test_rayjob_lifecycle.py",
+    "tests/faults/test_trigger_cancellation.py",
+    "tests/integration/test_ray_job_decorator.py",
+    "tests/local/test_controller.py",
+    "tests/integration/test_kueue.py",
+    "tests/local/test_images.py",
+    "tests/bench/test_bench_bigquery_smoke.py",
+    "tests/specs/test_kuberay_samples.py",
+    "tests/integration/test_example_dag.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def relative(item: pytest.Item) -> str:
+        path = Path(str(item.path)).resolve()
+        return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+
+    slow_files = {relative(item) for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = relative(item)
+        if path in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(path))
+        return (1, 0) if path in slow_files else (2, 0)
+
+    items.sort(key=rank)  # stable: each file's own order (and its module-scoped fixtures) stays as it is
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from airflow import __version__ as airflow_version
 

@@ -158,6 +158,8 @@ class RayClusterReconciler:
         elif cluster.ready_at is not None:
             ready = True
             head_status = pods.running(head_pod, self._restarts.get(key, 0))
+            if await asyncio.to_thread(self.runtime.restart_exited_workers, cluster):
+                log.info("Ray cluster %s/%s: restarted a worker node that exited", *key)
         else:
             head_status = pods.waiting(head_pod, "ContainerCreating")
         await self._write_pod_status(head_pod, head_status)

@@ -132,6 +132,10 @@ class LocalRayCluster:
     started_at: float = 0.0
     ready_at: float | None = None
     stopped: bool = False
+    # How each worker node was launched (argv, env, log, cwd), to restart it as kubelet restarts a crashed worker
+    # container (KubeRay's worker pods restart on failure), and how often each one was restarted.
+    worker_launches: list[tuple[list[str], dict[str, str], Path, Path]] = field(default_factory=list)
+    worker_restarts: list[int] = field(default_factory=list)
     # Serialises start() and stop(): a stop during start waits for the spawned processes, then kills them.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -277,6 +281,10 @@ class RayRuntime:
         env["RAY_AUTH_TOKEN"] = cluster.auth_token
         env.pop("RAY_AUTH_TOKEN_PATH", None)
         env.pop("RAY_ADDRESS", None)
+        # A laptop or CI machine running several clusters, Spark and Airflow on two cores can starve a raylet for
+        # longer than Ray's default health check forgives (5 misses, ~15-60 s), and the GCS then declares the head
+        # dead mid-job. Real nodes are not that contended: tolerate ~2 minutes of silence instead.
+        env.setdefault("RAY_health_check_failure_threshold", "40")
         common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]
         base_port = worker_port_window()
@@ -299,8 +307,29 @@ class RayRuntime:
                       *(cluster.worker_flags[index] if index < len(cluster.worker_flags) else [])]
             image = cluster.worker_images[index] if index < len(cluster.worker_images) else cluster.image
             worker_env = images.node_env(image, env, site_dir, [cluster.temp_dir])
-            cluster.processes.append(self._spawn(worker, worker_env, cluster.log_dir / f"worker-{index}.log", home))
+            launch = (worker, worker_env, cluster.log_dir / f"worker-{index}.log", home)
+            cluster.worker_launches.append(launch)
+            cluster.worker_restarts.append(0)
+            cluster.processes.append(self._spawn(*launch))
             self.started.append((cluster.processes[-1].pid, cluster.temp_dir))
+
+    def restart_exited_workers(self, cluster: LocalRayCluster) -> int:
+        """Start again every worker node whose ``ray start`` exited while the head runs (Ray gives a worker 30 s to
+        register with the GCS, which a busy 2-core machine can exceed), as kubelet restarts a failed container of
+        a worker pod. Returns how many were restarted."""
+        restarted = 0
+        with cluster.lock:
+            if cluster.stopped or not cluster.head_alive():
+                return 0
+            for index, launch in enumerate(cluster.worker_launches):
+                proc = cluster.processes[index + 1]
+                if proc.poll() is None:
+                    continue
+                cluster.worker_restarts[index] += 1
+                cluster.processes[index + 1] = self._spawn(*launch)
+                self.started.append((cluster.processes[index + 1].pid, cluster.temp_dir))
+                restarted += 1
+        return restarted
 
     @staticmethod
     def _spawn(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:

@@ -128,11 +128,13 @@ def test_rayjob_deleted_mid_run_fails_the_task(kube, local_stack, namespace, cap
     # Kubernetes' garbage collector follows the ownerReferences: the RayCluster, the submitter Job, every pod and
     # the head service go, and with them every Ray process (rayjob-status-sequences.md §9).
     wait_until(lambda: kube.list_objects(c.RAYCLUSTER_KIND, namespace) == [], timeout=30)
-    from kubernetes import client
+    from kubernetes import client, config
 
-    batch, core = client.BatchV1Api(kube.get_conn()), kube.core_v1_client
+    # A client of the test's own (not the provider's user agent: the RBAC audit below judges only the provider).
+    api = config.new_client_from_config(config_file=str(local_stack.kubeconfig_path))
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     wait_until(lambda: batch.list_namespaced_job(namespace).items == [], timeout=30)
-    wait_until(lambda: kube.list_pods(namespace, "") == [], timeout=30)
+    wait_until(lambda: core.list_namespaced_pod(namespace).items == [], timeout=30)
     wait_until(lambda: core.list_namespaced_service(namespace).items == [], timeout=30)
     wait_until(lambda: local_stack.controller.running_clusters() == {}, timeout=30)
     assert local_stack.leftover_ray_pids() == []
