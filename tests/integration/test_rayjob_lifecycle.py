@@ -155,7 +155,7 @@ def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, l
     faults = local_stack.server.faults
 
     def break_first_try_once_running():
-        wait_until(lambda: _running(kube, namespace), timeout=120)
+        wait_until(lambda: _running(kube, namespace), timeout=300)
         # A permission glitch kills try 1's wait (its watch reconnects into a 403) and its cleanup; the RayJob
         # keeps running.
         faults.fail_next(1, 403, method="GET", path_contains="/rayjobs")
