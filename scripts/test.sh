@@ -45,7 +45,7 @@ for lane in "${lanes[@]}"; do
   echo "== lane $lane: $("$venv/bin/python" -c 'import airflow; print("Airflow", airflow.__version__)') (AIRFLOW_HOME $AIRFLOW_HOME)"
   lane_started=$(date +%s)
   set +e
-  "$venv/bin/pytest" -n "${KUBERAY_TEST_WORKERS:-3}" --dist loadfile "${selection[@]}" \
+  "$venv/bin/pytest" -n "${KUBERAY_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "${selection[@]}" \
     --junitxml=".lanes/$lane.junit.xml" "$@"
   rc=$?
   set -e

@@ -32,7 +32,8 @@ if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR == REPO / "ku
 
 
 # The longest files first (seconds each, from the CI lanes' junit reports), then every other file with a slow test,
-# then the fast ones: pytest-xdist's --dist loadfile hands files out in collection order, so a long end-to-end file
+# then the fast ones: pytest-xdist's --dist loadfile hands files out in collection order (scripts/test.sh passes
+# --no-loadscope-reorder: xdist would otherwise put the files with the most tests first), so a long end-to-end file
 # collected last would run alone while the other workers idle (longest-processing-time-first keeps them busy).
 LONGEST_FIRST = (
     "tests/pipelines/test_retraining_dag.py",
