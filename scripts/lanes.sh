@@ -15,6 +15,11 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 TOOLS=.lanes/tools
 ALL_LANES="latest composer-3.3 composer-2.10"
+# Pinned distributions PyPI ships only as an sdist (pyspark): built into a wheel once, here, and every install and
+# resolve finds them with --find-links. Without it uv re-builds pyspark (about 2 GB of cache) on each lane install and
+# on each resolve, which fills a small CI disk.
+WHEELHOUSE=$PWD/.lanes/wheelhouse
+SDIST_ONLY="pyspark"
 
 # The extras a lane installs (and its lock resolves): every lane the test stack, latest also the docs build.
 extras() { if [ "$1" = latest ]; then echo local,test,google,docs; else echo local,test,google; fi; }
@@ -30,8 +35,29 @@ tools() {
   fi
 }
 
+wheelhouse() {
+  local name pin
+  mkdir -p "$WHEELHOUSE"
+  for name in $SDIST_ONLY; do
+    pin=$(grep -E "^$name==" constraints/common.in | head -1)
+    [ -n "$pin" ] || { echo "constraints/common.in pins no $name" >&2; exit 1; }
+    if ! ls "$WHEELHOUSE/$name-${pin#*==}-"*.whl >/dev/null 2>&1; then
+      rm -f "$WHEELHOUSE/$name-"*.whl
+      "$TOOLS/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEELHOUSE" "$pin"
+    fi
+  done
+}
+
+# uv arguments: the wheelhouse, and never a build of what it holds
+from_wheelhouse() {
+  local name
+  printf -- '--find-links %s' "$WHEELHOUSE"
+  for name in $SDIST_ONLY; do printf -- ' --only-binary %s' "$name"; done
+}
+
 dist() {
   tools
+  wheelhouse
   rm -rf dist build ./*.egg-info
   "$TOOLS/bin/python" -m build --installer uv -o dist . >.lanes/build.log 2>&1 || { cat .lanes/build.log; exit 1; }
   "$TOOLS/bin/twine" check --strict dist/*
@@ -51,13 +77,14 @@ venv() {
   lock=constraints/$lane.txt
   [ -f "$lock" ] || { echo "unknown lane '$lane': no $lock (lanes: $ALL_LANES)" >&2; exit 2; }
   tools
+  wheelhouse
   whl=$(wheel)
   want=$(cat "$lock" constraints/tools.txt | sha256sum | cut -d' ' -f1)
   started=$(date +%s.%N)
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
-    "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q -c "$lock" "$whl[$(extras "$lane")]"
+    "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q $(from_wheelhouse) -c "$lock" "$whl[$(extras "$lane")]"
     echo "$want" > "$dir/.installed"
   else
     "$TOOLS/bin/uv" pip install --python "$dir/bin/python" -q --reinstall-package airflow-provider-kuberay \
@@ -69,12 +96,13 @@ venv() {
 
 lock() {
   tools
+  wheelhouse
   local lanes="${*:-$ALL_LANES}"
   for lane in $lanes; do
     local extra_args=()
     for extra in $(extras "$lane" | tr , ' '); do extra_args+=(--extra "$extra"); done
     (cd constraints && "../$TOOLS/bin/uv" pip compile ../setup.cfg "${extra_args[@]}" \
-      -c "$lane.in" --python-version 3.11 --no-header -q -o "$lane.txt")
+      $(from_wheelhouse) --no-emit-find-links -c "$lane.in" --python-version 3.11 --no-header -q -o "$lane.txt")
     echo "constraints/$lane.txt"
   done
 }

@@ -21,7 +21,7 @@ while [ $# -gt 0 ] && [ "$1" = --lane ]; do lanes+=("$2"); shift 2; done
 started=$(date +%s)
 scripts/lanes.sh dist
 whl="$PWD/$(ls dist/*.whl | head -1)"
-export KUBERAY_WHEEL="$whl" KUBERAY_TEST_INSTALLED=1 PYTHONSAFEPATH=1
+export KUBERAY_WHEEL="$whl" KUBERAY_WHEELHOUSE="$PWD/.lanes/wheelhouse" KUBERAY_TEST_INSTALLED=1 PYTHONSAFEPATH=1
 export AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False
 export RAY_USAGE_STATS_ENABLED=0 SPARK_LOCAL_IP=127.0.0.1
 

@@ -73,8 +73,16 @@ def resolve(wheel: Path, extras: str = "") -> dict[str, str]:
     lane = os.environ.get("KUBERAY_LANE", "latest")
     lock = REPO / "constraints" / f"{lane if (REPO / 'constraints' / f'{lane}.txt').exists() else 'latest'}.txt"
     requirement = f"airflow-provider-kuberay{extras} @ {wheel.resolve().as_uri()}"
+    # scripts/lanes.sh builds the sdist-only pins (pyspark) into this wheelhouse once; resolving from those wheels
+    # never builds them (uv would otherwise build pyspark again, ~0.5 GB of cache per resolve)
+    wheelhouse = Path(os.environ.get("KUBERAY_WHEELHOUSE", REPO / ".lanes" / "wheelhouse"))
+    built = sorted(wheelhouse.glob("*.whl"))
+    from_wheels = ["--find-links", str(wheelhouse)] if built else []
+    for wheel_file in built:
+        from_wheels += ["--only-binary", wheel_file.name.split("-")[0]]
     out = subprocess.run([_uv(), "pip", "compile", "-", "--no-header", "--no-annotate", "-q", "--python-version",
-                          "3.11", "-c", str(lock)], input=requirement, capture_output=True, text=True, timeout=300)
+                          "3.11", "-c", str(lock), *from_wheels], input=requirement, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     pins = {}
     for line in out.stdout.splitlines():
