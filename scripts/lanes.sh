@@ -43,7 +43,7 @@ wheelhouse() {
     [ -n "$pin" ] || { echo "constraints/common.in pins no $name" >&2; exit 1; }
     if ! ls "$WHEELHOUSE/$name-${pin#*==}-"*.whl >/dev/null 2>&1; then
       rm -f "$WHEELHOUSE/$name-"*.whl
-      "$TOOLS/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEELHOUSE" "$pin"
+      "$TOOLS/bin/python" -m pip wheel -q --disable-pip-version-check --no-cache-dir --no-deps -w "$WHEELHOUSE" "$pin"
     fi
   done
 }
