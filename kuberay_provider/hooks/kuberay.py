@@ -33,7 +33,7 @@ from kuberay_provider.hooks.pods import (
     pod_name,
     submitter_pod_selector,
 )
-from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy, acall_with_retry, call_with_retry
+from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy, acall_with_retry, call_with_retry, is_certificate_failure
 from kuberay_provider.hooks.secrets import default_kubeconfig_paths, mask_connection_secrets
 from kuberay_provider.hooks.watching import (
     Finished,
@@ -104,7 +104,7 @@ def classify_sync_error(exc: BaseException) -> ApiFailure | None:
     if isinstance(exc, ApiException):
         return ApiFailure(exc.status, f"{exc.status} {exc.reason}")
     if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)):
-        return ApiFailure(None, f"{type(exc).__name__}: {exc}")
+        return ApiFailure(None, f"{type(exc).__name__}: {exc}", permanent=is_certificate_failure(exc))
     return None
 
 
@@ -116,7 +116,7 @@ def classify_async_error(exc: BaseException) -> ApiFailure | None:
     if isinstance(exc, ApiException):
         return ApiFailure(exc.status, f"{exc.status} {exc.reason}")
     if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError)):
-        return ApiFailure(None, f"{type(exc).__name__}: {exc}")
+        return ApiFailure(None, f"{type(exc).__name__}: {exc}", permanent=is_certificate_failure(exc))
     return None
 
 

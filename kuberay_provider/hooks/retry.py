@@ -21,10 +21,34 @@ class ApiFailure:
 
     status: int | None
     message: str
+    #: a transport error no retry can fix (the server's certificate does not verify against the configured CA)
+    permanent: bool = False
 
     @property
     def retryable(self) -> bool:
+        if self.permanent:
+            return False
         return self.status is None or self.status in RETRYABLE_STATUSES
+
+
+def is_certificate_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or wraps, a TLS certificate verification failure (wrong CA, wrong host name): a
+    configuration error that every retry would meet again. Follows ``__cause__``/``__context__`` and the wrappers
+    urllib3 (``MaxRetryError.reason``, ``SSLError`` args) and aiohttp (``certificate_error``) use."""
+    import ssl
+
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    getattr(current, "certificate_error", None), *current.args]
+    return False
 
 
 @dataclass(frozen=True)
