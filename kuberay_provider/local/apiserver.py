@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kuberay_provider.local import podlogs, schema
+from kuberay_provider.local import podlogs, schema, service_proxy
 from kuberay_provider.local import resources as res_mod
 from kuberay_provider.local.faults import CONTROLLER_USER_AGENT, Faults, RequestRecord
 from kuberay_provider.local.resources import BY_PATH, GROUPS, Resource
@@ -254,6 +254,8 @@ class KubeAPIServer:
         self.authenticate: Callable[[str | None], str | None] | None = None  # token -> principal, None: refuse
         self.authorize: Callable[[str, JSON], bool] | None = None  # (principal, resourceAttributes) -> allowed
         self.unauthorized = 0  # 401s answered
+        # The service proxy's endpoints (set by LocalStack, answered by the controller): see service_proxy.
+        self.resolve_service: service_proxy.Resolver | None = None
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_response_prepare.append(self._record_stream)
@@ -333,6 +335,16 @@ class KubeAPIServer:
 
         return call
 
+    async def _proxy_to_service(self, request: web.Request, target: service_proxy.ProxyTarget) -> web.StreamResponse:
+        service = self.get(BY_PATH[("", "v1", "services")], target.namespace, target.service)  # 404 if absent
+        port = service_proxy.port_of(service, target.port)
+        if port is None:
+            raise ApiError(404, "NotFound", f"no such port {target.port!r} on service {target.service!r}")
+        endpoint = self.resolve_service(target.namespace, service, port) if self.resolve_service else None
+        if endpoint is None:
+            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{target.service}"')
+        return await service_proxy.forward(request, *endpoint, target.path)
+
     def _expire_watches(self) -> None:
         self.store.expired_before = self.store.rv + 1
         for watcher in list(self.store.watchers):
@@ -393,6 +405,9 @@ class KubeAPIServer:
 
     # ----------------------------------------------------------------- routing
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        proxied = service_proxy.parse(request.path)
+        if proxied is not None:
+            return await self._proxy_to_service(request, proxied)
         parts = [p for p in request.path.split("/") if p]
         if parts in (["version"], ["healthz"], ["readyz"], ["livez"]):
             return web.json_response(KUBE_VERSION) if parts[0] == "version" else web.Response(text="ok")

@@ -17,6 +17,7 @@ from kuberay_provider.local.clusters import RayClusterReconciler
 from kuberay_provider.local.kube import Kube, KubeError
 from kuberay_provider.local.kueue import KueueAdmission
 from kuberay_provider.local.loops import ReconcileLoops
+from kuberay_provider.local.names import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
 from kuberay_provider.local.rayjobs import RayJobReconciler
 from kuberay_provider.local.rayruntime import RayRuntime
 from kuberay_provider.local.submitter import SubmitterJobs
@@ -62,6 +63,20 @@ class Controller:
     def running_clusters(self) -> dict[tuple[str, str], list[int]]:
         """``{(namespace, raycluster): [pids]}`` of the local Ray clusters running now."""
         return self.runtime.running()
+
+    def service_endpoint(self, namespace: str, service: JSON, port: str) -> tuple[str, dict[str, str]] | None:
+        """For the API server's service proxy: the address standing for the ready head Pod a Service selects
+        (``ray.io/cluster`` + ``ray.io/node-type: head``, as KubeRay's ``<raycluster>-head-svc`` and the RayJob's
+        ``<rayjob>-head-svc`` do) on its dashboard port, and the headers the local cluster wants. None while the
+        head is not ready (a real Service has no ready endpoint then) and for any other Service or port."""
+        selector = (service.get("spec") or {}).get("selector") or {}
+        cluster_name = selector.get(RAY_CLUSTER_LABEL)
+        if not cluster_name or selector.get(RAY_NODE_TYPE_LABEL) != "head" or port not in ("dashboard", "8265"):
+            return None
+        cluster = self.runtime.get((namespace, cluster_name))
+        if cluster is None or cluster.ready_at is None or not cluster.head_alive():
+            return None
+        return cluster.dashboard_url, cluster.dashboard.headers
 
     async def reconcile_once(self) -> None:
         """Reconcile every RayJob, RayCluster and submitter Job, then collect garbage."""

@@ -186,6 +186,7 @@ class LocalStack:
                                          requeue_seconds=self.requeue_seconds, max_clusters=self.max_clusters,
                                          max_worker_nodes=self.max_worker_nodes)
             await self.controller.start()
+            self.server.resolve_service = self.controller.service_endpoint
             if self.spark:
                 self.spark_controller = SparkApplicationController(url, self.base_dir, self.server.register_log,
                                                                    requeue_seconds=self.requeue_seconds)

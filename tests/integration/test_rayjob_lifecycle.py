@@ -4,6 +4,9 @@ Kubernetes API over HTTP, the local KubeRay controller and real local Ray cluste
 from __future__ import annotations
 
 import datetime as dt
+import json
+import urllib.error
+import urllib.request
 
 import pendulum
 import pytest
@@ -16,6 +19,8 @@ from tests.integration.airflow_support import (
     task_states,
     wait_until,
     xcom,
+    xcom_model,
+    xcom_value,
 )
 
 pytestmark = pytest.mark.slow
@@ -151,11 +156,36 @@ def test_execution_timeout_runs_on_kill_which_deletes_the_rayjob(kube, local_sta
 
 
 @pytest.mark.composer
-def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, local_stack, namespace, capfd):
+def _stored_dashboard_link(dag_id: str) -> str | None:
+    """The "Ray Dashboard" link the running task stored (what the UI renders), read from the metadata DB."""
+    from airflow.utils.session import create_session
+
+    from kuberay_provider.links import DASHBOARD_XCOM_KEY
+
+    with create_session() as session:
+        row = session.query(xcom_model()).filter_by(dag_id=dag_id, task_id="train", key=DASHBOARD_XCOM_KEY).first()
+        return xcom_value(row) if row is not None else None
+
+
+def _open(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, local_stack, namespace, capfd,
+                                                                         record_property):
     faults = local_stack.server.faults
+    opened: dict[str, object] = {}
 
     def break_first_try_once_running():
         wait_until(lambda: _running(kube, namespace), timeout=300)
+        # While the job runs, the stored dashboard link opens the Ray dashboard through the API server's service
+        # proxy (what a browser with the user's Kubernetes credentials reaches), not *.svc.cluster.local.
+        opened["link"] = link = wait_until(lambda: _stored_dashboard_link("lifecycle_reattach"), timeout=60)
+        opened["version"] = _open(f"{link}api/version")
         # A permission glitch kills try 1's wait (its watch reconnects into a 403) and its cleanup; the RayJob
         # keeps running.
         faults.fail_next(1, 403, method="GET", path_contains="/rayjobs")
@@ -179,6 +209,16 @@ def test_retry_reattaches_to_the_running_job_instead_of_submitting_again(kube, l
                if r.method == "POST" and r.path.endswith(f"/namespaces/{namespace}/rayjobs")]
     assert len(creates) == 1
     assert "Re-attaching to RayJob" in capfd.readouterr().out
+    link = opened["link"]
+    assert isinstance(link, str) and link.startswith(f"{local_stack.api_url}/api/v1/namespaces/{namespace}/services/")
+    assert link.endswith("-head-svc:dashboard/proxy/")
+    status, body = opened["version"]
+    assert status == 200 and json.loads(body)["ray_version"], body
+    # once the cluster is gone the link answers like a real API server: the Service is deleted (404) or, while the
+    # garbage collector has not reached it yet, has no endpoint (503)
+    status, body = _open(f"{link}api/version")
+    record_property("dashboard_link_after_teardown", status)
+    assert status in (404, 503) and json.loads(body)["kind"] == "Status", body
 
 
 def test_dropped_watch_and_410_gone_are_resumed(kube, local_stack, namespace):
