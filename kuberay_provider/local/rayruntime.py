@@ -73,17 +73,47 @@ def bytecode_cache_dir(fallback: Path) -> Path:
     again, which is most of a node's start-up CPU. A ``rayproject/ray`` image ships its bytecode compiled; the cache
     only makes the local nodes do what the image's do. Writes are atomic (temp file + rename), so concurrent nodes
     and test workers can share it; entries are checked against their source's mtime and size as usual.
+
+    The cache mirrors source paths, so job code run from temp dirs (working_dir packages, test dirs) leaves entries
+    under ``<cache>/tmp/...`` that no later run reads: those older than an hour are deleted here (a node that loses
+    an entry it is writing just skips caching it; Python ignores bytecode write errors).
     """
     tag = f"pycache-{sys.implementation.cache_tag}"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kuberay-local"
+    cache = fallback / tag
     try:
         (base / tag).mkdir(parents=True, exist_ok=True, mode=0o700)
         if os.access(base / tag, os.W_OK):
-            return base / tag
+            cache = base / tag
     except OSError:
         pass
-    (fallback / tag).mkdir(parents=True, exist_ok=True)
-    return fallback / tag
+    cache.mkdir(parents=True, exist_ok=True)
+    _prune_stale(cache / Path(tempfile.gettempdir()).relative_to("/"), max_age=3600)
+    return cache
+
+
+def _prune_stale(directory: Path, max_age: float, depth: int = 3) -> None:
+    """Delete the subtrees of ``directory`` with nothing modified for ``max_age`` seconds, looking ``depth`` levels
+    down (``/tmp/pytest-of-<user>`` lives on while its old ``pytest-<n>`` dirs do not). Best effort."""
+    cutoff = time.time() - max_age
+    with contextlib.suppress(OSError):
+        for entry in list(directory.iterdir()):
+            with contextlib.suppress(OSError):
+                if entry.is_symlink() or not entry.is_dir():
+                    if entry.lstat().st_mtime < cutoff:
+                        entry.unlink()
+                elif _newest_mtime(entry) < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif depth > 1:
+                    _prune_stale(entry, max_age, depth - 1)
+
+
+def _newest_mtime(directory: Path) -> float:
+    newest = directory.lstat().st_mtime
+    for root, _, files in os.walk(directory):
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.lstat(root).st_mtime, *(os.lstat(os.path.join(root, f)).st_mtime for f in files))
+    return newest
 
 
 #: Extra ``ray start --head`` flags of a light head. ``--no-monitor``: no autoscaler monitor process (``monitor.py``
