@@ -1,7 +1,7 @@
 """CPU seconds and wall time of one local Ray cluster lifecycle (1 head + 1 worker node, one trivial RayJob).
 
 Each run is a fresh child process: it starts a :class:`~kuberay_provider.local.stack.LocalStack` (no Spark, no
-BigQuery), creates a RayJob with one worker replica (``shutdownAfterJobFinishes``, TTL 0) whose driver runs two Ray
+BigQuery), creates a RayJob with one worker replica (``shutdownAfterJobFinishes``, TTL 0) whose driver runs four Ray
 tasks, and waits for the job to succeed and for every Ray process to be gone. Phases:
 
 * ``start``: RayJob created → the head's dashboard answers (the controller's ``ready_at``);
@@ -18,7 +18,8 @@ Variants: ``baseline`` starts nodes with Ray's defaults (``KUBERAY_LOCAL_RAY_FUL
 light-node change); ``light`` is the product with its bytecode cache warm (any cluster after the first on a
 machine: it reuses the cache the previous ``light-cold`` run filled, else the user's own); ``light-cold`` is the
 product with an empty bytecode cache (``XDG_CACHE_HOME`` pointed at a fresh directory: the first cluster on a
-machine). The variants alternate in the same invocation.
+machine). ``cache-only`` (not run by default) is ``light`` without :data:`~kuberay_provider.local.rayruntime.LIGHT_NODE_ENV`
+and ``LIGHT_HEAD_FLAGS`` (how much the bytecode cache alone saves). The variants alternate in the same invocation.
 
 Usage::
 
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 
 VARIANTS = {"baseline": {"KUBERAY_LOCAL_RAY_FULL": "1"}, "light-cold": {"KUBERAY_LOCAL_RAY_FULL": "0"},
-            "light": {"KUBERAY_LOCAL_RAY_FULL": "0"}}
+            "light": {"KUBERAY_LOCAL_RAY_FULL": "0"}, "cache-only": {"KUBERAY_LOCAL_RAY_FULL": "0"}}
 ENTRYPOINT = ("python -c \"import ray; ray.init(); f = ray.remote(lambda i: i * 2); "
               "print('result', sum(ray.get([f.remote(i) for i in range(4)])))\"")
 PR_SET_CHILD_SUBREAPER = 36
@@ -185,7 +186,11 @@ def child(variant: str) -> dict:
     """One lifecycle in this process; returns the measurements."""
     from kubernetes import client, config
 
+    from kuberay_provider.local import rayruntime
     from kuberay_provider.local.stack import LocalStack
+
+    if variant == "cache-only":  # ablation: the bytecode cache without the other light settings
+        rayruntime.LIGHT_NODE_ENV, rayruntime.LIGHT_HEAD_FLAGS = {}, ()
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     sampler = TreeSampler().start()
@@ -247,7 +252,7 @@ def main() -> None:
             if variant == "light-cold":  # an empty bytecode cache: the first cluster on a machine
                 caches.append(tempfile.TemporaryDirectory(prefix="bench-lightray-cache-"))
                 env["XDG_CACHE_HOME"] = caches[-1].name
-            elif variant == "light" and caches:  # the cache the last light-cold run filled
+            elif variant in ("light", "cache-only") and caches:  # the cache the last light-cold run filled
                 env["XDG_CACHE_HOME"] = caches[-1].name
             out = subprocess.run([sys.executable, __file__, "--child", variant], env=env, capture_output=True,
                                  text=True, check=False)
