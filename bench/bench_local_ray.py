@@ -132,8 +132,11 @@ class TreeSampler:
                 _, started, cpu = stats[pid]
                 key = (pid, started)
                 self.cpu[key] = max(cpu, self.cpu.get(key, 0.0))
-                if not self.kinds.get(key):
-                    self.kinds[key] = _kind(pid)
+                kind = _kind(pid)  # again each time: a process is first seen as the fork of its parent
+                if kind:
+                    self.kinds[key] = kind
+                else:
+                    self.kinds.setdefault(key, "")
 
     def total(self) -> float:
         self.sample()
