@@ -32,6 +32,95 @@ OBJECT_STORE_BYTES = 200 * 1024 * 1024
 RAY_BIN = Path(sys.executable).parent / "ray"
 #: The ``rayStartParams`` that size a node, beyond ``num-cpus`` (KubeRay passes each as ``--<key>=<value>``).
 SIZING_PARAMS = ("num-gpus", "memory", "resources")
+#: Set to ``1`` to start nodes with Ray's defaults instead of :data:`LIGHT_NODE_ENV` / :data:`LIGHT_HEAD_FLAGS`
+#: (the baseline of ``bench/bench_local_ray.py``, or to debug something those settings switch off).
+FULL_NODES_ENV = "KUBERAY_LOCAL_RAY_FULL"
+#: Ray settings that make each local node cheaper in CPU (each would cost the same on a real KubeRay pod, but there it
+#: has its own cores; here every node of every cluster shares the machine with Airflow, Spark and the tests). None of
+#: them changes what a job sees: job submission through the dashboard, driver logs, worker prints reaching the
+#: driver, node and resource counts, task/actor scheduling and failure handling are all as with the defaults.
+#: Applied with ``setdefault``: a value already in the environment wins. Every name is read by Ray 2.60 (the C++
+#: ``RAY_<config>`` names by raylet/GCS/core workers via ``ray_config_def.h``, the others by the dashboard).
+LIGHT_NODE_ENV = {
+    # Prestarting: a raylet starts ``num-cpus`` idle Python workers when it boots and again when the first driver
+    # connects, so they are warm when tasks arrive. Each costs a full ``import ray`` (1-2 CPU seconds) and most jobs
+    # here (a driver printing, a few tasks) never use them all. Without prestart a worker starts when a task or actor
+    # is leased (what the raylet does anyway once the prestarted ones are busy): same results, a little later.
+    "RAY_enable_worker_prestart": "0",
+    "RAY_prestart_worker_first_driver": "0",
+    # Metrics: every core worker, raylet and GCS records OpenCensus/OpenTelemetry metrics and exports them to the
+    # node's dashboard agent every few seconds (for Prometheus/Grafana, which nobody scrapes here). Off, the
+    # ``--metrics-export-port`` still binds but serves no Ray metrics; nothing in the job path reads them.
+    "RAY_enable_metrics_collection": "0",
+    # Per-handler event-loop statistics of raylet/GCS/core workers (only printed to their debug logs).
+    "RAY_event_stats": "0",
+    # The dashboard agent's reporter samples every process of the node with psutil and publishes it for the dashboard
+    # UI's node view every 5 s; once a minute is plenty here (the first sample is still published at start).
+    "REPORTER_UPDATE_INTERVAL_MS": "60000",
+    # The dashboard head records Prometheus metrics about itself every 5 s (unscraped, see above).
+    "METRICS_RECORD_INTERVAL_S": "60",
+}
+
+
+def bytecode_cache_dir(fallback: Path) -> Path:
+    """Where light nodes' Python processes cache compiled bytecode (``PYTHONPYCACHEPREFIX``): a per-user directory
+    kept across runs (``$XDG_CACHE_HOME/kuberay-local/pycache-<python>``, never a shared world-writable one, whose
+    bytecode another user could plant), else ``fallback`` when the home is not writable.
+
+    Why: a venv installed by uv (as the lanes and ``scripts/venv.sh`` are) has no ``.pyc`` files, and with
+    ``PYTHONDONTWRITEBYTECODE=1`` in the environment every Ray process of every node (``ray start``, dashboard and
+    its modules, agents, log monitor, each worker and driver: ~20 per cluster) compiles all of Ray from source
+    again, which is most of a node's start-up CPU. A ``rayproject/ray`` image ships its bytecode compiled; the cache
+    only makes the local nodes do what the image's do. Writes are atomic (temp file + rename), so concurrent nodes
+    and test workers can share it; entries are checked against their source's mtime and size as usual.
+
+    The cache mirrors source paths, so job code run from temp dirs (working_dir packages, test dirs) leaves entries
+    under ``<cache>/tmp/...`` that no later run reads: those older than an hour are deleted here (a node that loses
+    an entry it is writing just skips caching it; Python ignores bytecode write errors).
+    """
+    tag = f"pycache-{sys.implementation.cache_tag}"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kuberay-local"
+    cache = fallback / tag
+    try:
+        (base / tag).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.access(base / tag, os.W_OK):
+            cache = base / tag
+    except OSError:
+        pass
+    cache.mkdir(parents=True, exist_ok=True)
+    _prune_stale(cache / Path(tempfile.gettempdir()).relative_to("/"), max_age=3600)
+    return cache
+
+
+def _prune_stale(directory: Path, max_age: float, depth: int = 3) -> None:
+    """Delete the subtrees of ``directory`` with nothing modified for ``max_age`` seconds, looking ``depth`` levels
+    down (``/tmp/pytest-of-<user>`` lives on while its old ``pytest-<n>`` dirs do not). Best effort."""
+    cutoff = time.time() - max_age
+    with contextlib.suppress(OSError):
+        for entry in list(directory.iterdir()):
+            with contextlib.suppress(OSError):
+                if entry.is_symlink() or not entry.is_dir():
+                    if entry.lstat().st_mtime < cutoff:
+                        entry.unlink()
+                elif _newest_mtime(entry) < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif depth > 1:
+                    _prune_stale(entry, max_age, depth - 1)
+
+
+def _newest_mtime(directory: Path) -> float:
+    newest = directory.lstat().st_mtime
+    for root, _, files in os.walk(directory):
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.lstat(root).st_mtime, *(os.lstat(os.path.join(root, f)).st_mtime for f in files))
+    return newest
+
+
+#: Extra ``ray start --head`` flags of a light head. ``--no-monitor``: no autoscaler monitor process (``monitor.py``
+#: polls the GCS every few seconds to autoscale and to feed ``ray status``). The local double never autoscales (worker
+#: replicas are fixed by the RayCluster spec, see :meth:`RayRuntime.reserve`), and KubeRay itself passes this flag
+#: whenever the autoscaler runs as its own sidecar.
+LIGHT_HEAD_FLAGS = ("--no-monitor",)
 
 
 def ray_start_flags(ray_start_params: dict | None, pod_template: dict | None = None) -> list[str]:
@@ -223,6 +312,14 @@ class RayRuntime:
         self._stopped = threading.Condition(self._lock)
         self._site_dir: Path | None = None
         self._site_lock = threading.Lock()
+        self._bytecode_dir: Path | None = None
+
+    def bytecode_dir(self) -> Path:
+        """The bytecode cache of light nodes (see :func:`bytecode_cache_dir`; looked up once)."""
+        with self._site_lock:
+            if self._bytecode_dir is None:
+                self._bytecode_dir = bytecode_cache_dir(self.base_dir / "ray")
+            return self._bytecode_dir
 
     def site_dir(self) -> Path:
         """The generated ``sitecustomize`` directory every node's ``PYTHONPATH`` starts with (written once)."""
@@ -285,6 +382,12 @@ class RayRuntime:
         # longer than Ray's default health check forgives (5 misses, ~15-60 s), and the GCS then declares the head
         # dead mid-job. Real nodes are not that contended: tolerate ~2 minutes of silence instead.
         env.setdefault("RAY_health_check_failure_threshold", "40")
+        light = env.get(FULL_NODES_ENV, "0") != "1"
+        if light:
+            for name, value in LIGHT_NODE_ENV.items():
+                env.setdefault(name, value)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # see bytecode_cache_dir
+            env.setdefault("PYTHONPYCACHEPREFIX", str(self.bytecode_dir()))
         common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]
         base_port = worker_port_window()
@@ -292,7 +395,7 @@ class RayRuntime:
                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={cluster.dashboard_port}",
                 f"--ray-client-server-port={cluster.client_port}", f"--num-cpus={cluster.num_cpus}",
                 f"--min-worker-port={base_port}", f"--max-worker-port={base_port + 99}", *_node_ports(),
-                *cluster.head_flags]
+                *(LIGHT_HEAD_FLAGS if light else ()), *cluster.head_flags]
         site_dir = self.site_dir()
         home = cluster.temp_dir / "home"  # an empty working directory, like the image's home
         home.mkdir(exist_ok=True)
