@@ -20,6 +20,8 @@ machine: it reuses the cache the previous ``light-cold`` run filled, else the us
 product with an empty bytecode cache (``XDG_CACHE_HOME`` pointed at a fresh directory: the first cluster on a
 machine). ``cache-only`` (not run by default) is ``light`` without :data:`~kuberay_provider.local.rayruntime.LIGHT_NODE_ENV`
 and ``LIGHT_HEAD_FLAGS`` (how much the bytecode cache alone saves). The variants alternate in the same invocation.
+In a venv installed with its bytecode (pip; the lanes' ``uv pip install --compile-bytecode``) nodes read the
+installed bytecode and the cache is not used (``installed_with_bytecode``): there light-cold is light.
 
 Usage::
 

@@ -14,5 +14,7 @@ fi
 echo "== creating .venv with $($PYTHON --version)"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
-.venv/bin/uv pip install --python .venv/bin/python -q -c constraints/latest.txt -e ".[local,test,google,docs]"
+scripts/lanes.sh wheelhouse >/dev/null  # pyspark (sdist only on PyPI) built once into .lanes/wheelhouse
+.venv/bin/uv pip install --python .venv/bin/python -q --compile-bytecode --find-links .lanes/wheelhouse \
+  --only-binary pyspark -c constraints/latest.txt -e ".[local,test,google,docs]"
 echo "$want" > "$stamp"

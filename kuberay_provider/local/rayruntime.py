@@ -92,6 +92,18 @@ def bytecode_cache_dir(fallback: Path) -> Path:
     return cache
 
 
+def installed_with_bytecode() -> bool:
+    """Whether Ray was installed with its bytecode compiled (pip does by default, ``uv pip install
+    --compile-bytecode`` as the lanes do): then nodes read it where it is and need no :func:`bytecode_cache_dir`
+    (whose ``PYTHONPYCACHEPREFIX`` would make Python ignore the installed bytecode)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")  # a top-level package: found without importing it
+    if spec is None or not spec.origin:
+        return False
+    return (Path(spec.origin).parent / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc").exists()
+
+
 def _prune_stale(directory: Path, max_age: float, depth: int = 3) -> None:
     """Delete the subtrees of ``directory`` with nothing modified for ``max_age`` seconds, looking ``depth`` levels
     down (``/tmp/pytest-of-<user>`` lives on while its old ``pytest-<n>`` dirs do not). Best effort."""
@@ -386,8 +398,9 @@ class RayRuntime:
         if light:
             for name, value in LIGHT_NODE_ENV.items():
                 env.setdefault(name, value)
-            env.pop("PYTHONDONTWRITEBYTECODE", None)  # see bytecode_cache_dir
-            env.setdefault("PYTHONPYCACHEPREFIX", str(self.bytecode_dir()))
+            if not installed_with_bytecode():  # see bytecode_cache_dir
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env.setdefault("PYTHONPYCACHEPREFIX", str(self.bytecode_dir()))
         common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={OBJECT_STORE_BYTES}",
                   f"--temp-dir={cluster.temp_dir}", "--disable-usage-stats"]
         base_port = worker_port_window()
