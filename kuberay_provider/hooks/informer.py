@@ -19,6 +19,7 @@ another subscriber: each has its own queue and its own wait state; the informer 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -44,8 +45,11 @@ CONNECTION_LIMIT = 100
 #: follows this stays below :data:`CONNECTION_LIMIT`, so no request waits for a connection inside its timeout.
 REQUESTS_IN_FLIGHT = 64
 #: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines, and
-#: each event may wake a wait whose next step runs in the same loop iteration).
-EVENTS_PER_YIELD = 50
+#: each event may wake a wait whose next step -- a log-tail read, the TriggerEvent -- runs in the next loop
+#: iteration: the events of one slice and the steps they wake make one iteration each, so both stay short).
+EVENTS_PER_YIELD = 10
+#: ... or after this many seconds of handling one chunk of events, whichever comes first.
+SLICE_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,56 @@ def newer(candidate: dict[str, Any] | None, current: dict[str, Any] | None) -> b
 
 
 # ------------------------------------------------------------------------------------------------ informer
+class Feed:
+    """A subscriber's inbox, in delivery order: a lighter :class:`asyncio.Queue` (a triggerer holds one per wait,
+    ten thousand of them: two objects each instead of eight, and a timed :meth:`get` without a task per wait)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def get_nowait(self) -> Any:
+        """The oldest item; raises :class:`asyncio.QueueEmpty` if there is none."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self, timeout: float | None = None) -> Any:
+        """The oldest item, waiting for one; raises :class:`TimeoutError` after ``timeout`` seconds (None: never)."""
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(max(0.0, timeout), _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._items:
+                raise TimeoutError
+        return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass(eq=False)
 class Subscription:
     """One subscriber's interest in one key; items land in its own ``feed`` as ``(source, type, object)``.
@@ -315,7 +369,7 @@ class Subscription:
     """
 
     key: str
-    feed: asyncio.Queue
+    feed: Feed | asyncio.Queue
     source: str
 
 
@@ -482,6 +536,7 @@ class Informer:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=action.timeout_seconds + 15)
         response = await self._request(shared, timeout, **query)
         started, seen = time.monotonic(), 0
+        slice_from, in_slice = time.perf_counter(), 0
         try:
             while True:
                 line = await response.content.readline()
@@ -499,8 +554,10 @@ class Informer:
                     if not failure.retryable and failure.status not in (404, 410):
                         self._broadcast_error(failure)
                     return  # the server ends the stream after an ERROR
-                if seen % EVENTS_PER_YIELD == 0:
+                in_slice += 1
+                if in_slice >= EVENTS_PER_YIELD or time.perf_counter() - slice_from > SLICE_SECONDS:
                     await asyncio.sleep(0)
+                    slice_from, in_slice = time.perf_counter(), 0
         finally:
             response.release()
         self.watcher.on_watch_closed(seen, time.monotonic() - started)
@@ -620,14 +677,20 @@ class Registry:
         if self.informers.get(key) is informer:
             del self.informers[key]
 
-    @contextlib.contextmanager
-    def subscribe(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: asyncio.Queue,
-                  source: str) -> Any:
-        """Receive ``key``'s changes in ``feed`` while inside the block (sync context: leaving never awaits, so
-        a cancelled subscriber always leaves)."""
+    def join(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: Feed | asyncio.Queue,
+             source: str) -> tuple[Informer, Subscription]:
+        """Start receiving ``key``'s changes in ``feed``; pair with :meth:`Informer.remove` of the subscription
+        (in a ``finally``: leaving never awaits, so a cancelled subscriber always leaves)."""
         informer = self.informer(conn, namespace, kind)
         sub = Subscription(key, feed, source)
         informer.add(sub)
+        return informer, sub
+
+    @contextlib.contextmanager
+    def subscribe(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: Feed | asyncio.Queue,
+                  source: str) -> Any:
+        """Receive ``key``'s changes in ``feed`` while inside the block (:meth:`join` and leave)."""
+        informer, sub = self.join(conn, namespace, kind, key, feed, source)
         try:
             yield informer
         finally:

@@ -20,6 +20,7 @@ from kuberay_provider import constants as c
 from kuberay_provider.hooks.informer import (
     RAYJOBS,
     SUBMITTER_PODS,
+    Feed,
     LogTicket,
     Registry,
     newer,
@@ -38,7 +39,7 @@ class DriverLog:
     """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
 
     def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
-                 emit: Callable[[str], None], feed: asyncio.Queue,
+                 emit: Callable[[str], None], feed: Feed,
                  emit_block: Callable[[list[str]], None] | None = None) -> None:
         """``emit``: one followed line; ``emit_block``: the lines of one tail read at once (default: ``emit`` each)."""
         self.hook, self.name, self.namespace = hook, name, namespace
@@ -193,6 +194,14 @@ class DriverLog:
             text = await self.hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
             if new := self.tail.merge_tail(pod_name(pod), text.splitlines()):
                 self.emit_block(new)
+            self.complete.add(pod_name(pod))
+
+    @property
+    def read_last_pod(self) -> bool:
+        """Whether the newest submitter pod's log was followed or read to its end (an empty tail is then the log's
+        truth, not something to read again)."""
+        pod = newest_started_pod(self.pods.values())
+        return pod is not None and pod_name(pod) in self.complete
 
     def cancel(self) -> None:
         self.streaming = False
@@ -206,73 +215,73 @@ class DriverLog:
 
 
 async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *, on_status: Callable[[RayJobStatus], None],
-                          logs: DriverLog | None = None, feed: asyncio.Queue | None = None) -> Any:
+                          logs: DriverLog | None = None, feed: Feed | None = None) -> Any:
     """Drive ``waiter`` from the shared informers until it has an outcome; returns it (Finished/Gone/TimedOut).
 
     Raises :class:`~.RayJobWaitError` on an API error no retry fixes (as the per-trigger watch did).
+    (Written flat -- no context-manager stack, no closures: a triggerer holds ten thousand of these frames, and each
+    object they keep alive is one more for every full garbage collection to walk.)
     """
     name, namespace = waiter.name, waiter.namespace
     conn = hook.conn_key()
-    feed = feed if feed is not None else asyncio.Queue()
-    last: dict[str, Any] | None = None
-
-    def take(obj: dict[str, Any] | None) -> None:
-        nonlocal last
-        changed = waiter.on_object(obj)
-        last = obj
-        if changed:
+    feed = feed if feed is not None else Feed()
+    jobs, job_sub = registry.join(conn, namespace, RAYJOBS, name, feed, "rayjob")
+    pods = pod_sub = seeding = None
+    try:
+        if logs is not None:
+            pods, pod_sub = registry.join(conn, namespace, SUBMITTER_PODS, name, feed, "pod")
+        remaining = waiter.remaining()
+        try:  # the first list may not come (an outage at start): the deadline still holds
+            cached = await (jobs.current(name) if remaining is None
+                            else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+        except TimeoutError:
+            return waiter.outcome() or TimedOut(waiter.last)
+        last = cached.get(name)
+        if last is None:  # not in the shared cache: it may have been created a moment ago; ask the API
+            full = await hook.get_rayjob(name, namespace)
+            last = RAYJOBS.trim(full) if full is not None else None
+        if changed := waiter.on_object(last):
             on_status(changed)
-
-    with contextlib.ExitStack() as stack:
-        jobs = stack.enter_context(registry.subscribe(conn, namespace, RAYJOBS, name, feed, "rayjob"))
-        pods = stack.enter_context(registry.subscribe(conn, namespace, SUBMITTER_PODS, name, feed, "pod")) \
-            if logs is not None else None
-        try:
-            remaining = waiter.remaining()
-            try:  # the first list may not come (an outage at start): the deadline still holds
-                cached = await (jobs.current(name) if remaining is None
-                                else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+        if logs is not None and pods is not None:
+            if pods.ready.is_set():
+                _seed(logs, pods, name)
+            else:  # seed once the pod informer's first list is in (without making the RayJob wait for it)
+                seeding = asyncio.get_running_loop().create_task(_seed_when_ready(logs, pods, name))
+        while (outcome := waiter.outcome()) is None:
+            try:
+                source, type_, item = await feed.get(waiter.remaining())
             except TimeoutError:
-                return waiter.outcome() or TimedOut(waiter.last)
-            obj = cached.get(name)
-            if obj is None:  # not in the shared cache: it may have been created a moment ago; ask the API
-                full = await hook.get_rayjob(name, namespace)
-                obj = RAYJOBS.trim(full) if full is not None else None
-            take(obj)
-            if logs is not None and pods is not None:
-                if pods.ready.is_set():
-                    _seed(logs, pods, name)
-                else:
-                    stack.enter_context(_seed_when_ready(logs, pods, name))
-            while (outcome := waiter.outcome()) is None:
-                remaining = waiter.remaining()
-                try:
-                    source, type_, item = await (feed.get() if remaining is None
-                                                 else asyncio.wait_for(feed.get(), remaining))
-                except TimeoutError:
+                continue
+            if source == "rayjob":
+                if type_ == "ERROR":
+                    raise RayJobWaitError(f"Kubernetes API error {item.status} while waiting for RayJob "
+                                          f"{namespace}/{name}: {item.message}")
+                if not newer(item, last):
                     continue
-                if source == "rayjob":
-                    if type_ == "ERROR":
-                        raise RayJobWaitError(f"Kubernetes API error {item.status} while waiting for RayJob "
-                                              f"{namespace}/{name}: {item.message}")
-                    if not newer(item, last):
-                        continue
-                    if type_ == "DELETED":
-                        waiter.on_event(WatchEvent("DELETED", item))
-                    else:
-                        take(item)
-                elif logs is not None and source == "pod":
-                    if type_ == "ERROR":
-                        logs.disable(str(item.message))
-                    else:
-                        logs.on_pod(type_, item)
-                elif logs is not None and source == "log":
-                    logs.on_follow_ended(type_, item)
-            return outcome
-        except BaseException:
-            if logs is not None:
-                logs.cancel()
-            raise
+                if type_ == "DELETED":
+                    waiter.on_event(WatchEvent("DELETED", item))
+                else:
+                    if changed := waiter.on_object(item):
+                        on_status(changed)
+                    last = item
+            elif logs is not None and source == "pod":
+                if type_ == "ERROR":
+                    logs.disable(str(item.message))
+                else:
+                    logs.on_pod(type_, item)
+            elif logs is not None and source == "log":
+                logs.on_follow_ended(type_, item)
+        return outcome
+    except BaseException:
+        if logs is not None:
+            logs.cancel()
+        raise
+    finally:
+        if seeding is not None:
+            seeding.cancel()
+        if pods is not None and pod_sub is not None:
+            pods.remove(pod_sub)
+        jobs.remove(job_sub)
 
 
 def _seed(logs: DriverLog, pods: Any, name: str) -> None:
@@ -282,16 +291,6 @@ def _seed(logs: DriverLog, pods: Any, name: str) -> None:
         logs.seed(dict(pods.cache.get(name) or {}))
 
 
-@contextlib.contextmanager
-def _seed_when_ready(logs: DriverLog, pods: Any, name: str) -> Any:
-    """Seed the pods once the pod informer's first list is in (without making the RayJob wait for it)."""
-
-    async def seed() -> None:
-        await pods.ready.wait()
-        _seed(logs, pods, name)
-
-    task = asyncio.get_running_loop().create_task(seed())
-    try:
-        yield
-    finally:
-        task.cancel()
+async def _seed_when_ready(logs: DriverLog, pods: Any, name: str) -> None:
+    await pods.ready.wait()
+    _seed(logs, pods, name)
