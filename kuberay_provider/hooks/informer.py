@@ -579,14 +579,23 @@ class Informer:
 
 
 # ------------------------------------------------------------------------------------------------ log follows
-@dataclass(eq=False)
 class LogTicket:
-    """A wait that wants to follow a driver log; ``granted``/``revoked`` are called by the pool."""
+    """A wait that wants to follow a driver log; the pool calls :meth:`grant` / :meth:`revoke` (by default
+    ``on_grant`` / ``on_revoke``; a subclass may override the methods instead and keep no callbacks)."""
 
-    started: float
-    on_grant: Callable[[], None]
-    on_revoke: Callable[[], None]
-    active: bool = False
+    __slots__ = ("active", "on_grant", "on_revoke", "started")
+
+    def __init__(self, started: float, on_grant: Callable[[], None] | None = None,
+                 on_revoke: Callable[[], None] | None = None, active: bool = False) -> None:
+        self.started, self.on_grant, self.on_revoke, self.active = started, on_grant, on_revoke, active
+
+    def grant(self) -> None:
+        if self.on_grant is not None:
+            self.on_grant()
+
+    def revoke(self) -> None:
+        if self.on_revoke is not None:
+            self.on_revoke()
 
 
 class LogFollowPool:
@@ -610,7 +619,7 @@ class LogFollowPool:
             self.active.discard(oldest)
             oldest.active = False
             self.waiting.add(oldest)
-            oldest.on_revoke()
+            oldest.revoke()
             self._grant(ticket)
         else:
             self.waiting.add(ticket)
@@ -632,7 +641,7 @@ class LogFollowPool:
         ticket.active = True
         self.active.add(ticket)
         self.peak = max(self.peak, len(self.active))
-        ticket.on_grant()
+        ticket.grant()
 
 
 def max_log_follows() -> int:
@@ -655,6 +664,7 @@ class Registry:
         self.informers: dict[tuple[ConnKey, str, str], Informer] = {}
         self.log_pool = LogFollowPool(max_log_follows())
         self.requests = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
+        self._hooks: dict[ConnKey, list[Any]] = {}  # conn -> [hook, shared client, users]
         self.informers_started = 0
 
     def hook_for(self, conn: ConnKey, shared: SharedClient) -> Any:
@@ -662,6 +672,30 @@ class Registry:
         hook = conn.hook()
         hook.use_shared_client(shared)
         return hook
+
+    async def acquire_hook(self, conn: ConnKey) -> Any:
+        """The loop's one :class:`~kuberay_provider.hooks.kuberay.AsyncKubeRayHook` for ``conn``, bound to the
+        shared client; pair with :meth:`release_hook`. (A hook holds no per-call state once bound: ten thousand
+        waits share one instead of holding a hook, its retry policy and a client lease each.)"""
+        entry = self._hooks.get(conn)
+        if entry is None:
+            shared = await self.clients.acquire(conn)
+            entry = self._hooks.get(conn)
+            if entry is None:
+                entry = self._hooks[conn] = [self.hook_for(conn, shared), shared, 0]
+            else:  # another wait bound it meanwhile
+                await self.clients.release(conn, shared)
+        entry[2] += 1
+        return entry[0]
+
+    async def release_hook(self, conn: ConnKey) -> None:
+        entry = self._hooks.get(conn)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del self._hooks[conn]
+            await self.clients.release(conn, entry[1])
 
     def informer(self, conn: ConnKey, namespace: str, kind: Kind) -> Informer:
         key = (conn, namespace, kind.plural)

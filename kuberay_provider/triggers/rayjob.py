@@ -114,11 +114,15 @@ class RayJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
+        reg = registry()
+        conn = self._hook().conn_key()
         tail = LogTail(self.log_tail_lines)
         try:
-            async with hook.shared_client():
+            hook = await reg.acquire_hook(conn)  # the loop's one hook (and client) for this connection
+            try:
                 event = await self._wait(hook, tail)
+            finally:
+                await reg.release_hook(conn)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

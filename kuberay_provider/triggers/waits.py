@@ -35,8 +35,9 @@ LOG_DRAIN_SECONDS = 15.0
 MAX_FOLLOW_FAILURES = 3
 
 
-class DriverLog:
-    """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
+class DriverLog(LogTicket):
+    """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it (the
+    log is its own ticket in the loop's :class:`~kuberay_provider.hooks.informer.LogFollowPool`)."""
 
     def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
                  emit: Callable[[str], None], feed: Feed,
@@ -49,7 +50,7 @@ class DriverLog:
         self.pods: dict[str, dict[str, Any]] = {}
         self.complete: set[str] = set()  # pods whose log was followed to its end
         self.failures: dict[str, int] = {}
-        self.ticket = LogTicket(time.monotonic(), self._granted, self._revoked)
+        super().__init__(time.monotonic())
         self.task: asyncio.Task | None = None  # the follow, while the pool grants it
         self.reading: asyncio.Task | None = None  # the tail read of a finished pod (no follow slot needed)
         self.following: str | None = None
@@ -81,7 +82,7 @@ class DriverLog:
         """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
         self.streaming = False
         self.watched = False
-        self.pool.release(self.ticket)
+        self.pool.release(self)
 
     def _target(self) -> str | None:
         pod = newest_started_pod(self.pods.values())
@@ -101,12 +102,12 @@ class DriverLog:
         if pod_finished(self.pods[target]):  # the driver is done and its log final: read the tail now
             self._read_tail_soon(target)
         else:
-            self.pool.request(self.ticket)
+            self.pool.request(self)
 
-    def _granted(self) -> None:
+    def grant(self) -> None:
         target = self._target()
         if target is None or self.task is not None or pod_finished(self.pods[target]):
-            self.pool.release(self.ticket)
+            self.pool.release(self)
             if target is not None and self.task is None:
                 self._read_tail_soon(target)
             return
@@ -116,7 +117,7 @@ class DriverLog:
         """Read a finished pod's last lines in the background (once at a time), so that the job's end finds the
         tail already there: the submitter pod ends before KubeRay marks the RayJob finished."""
         if self.reading is None and self.tail.size > 0:
-            self.pool.release(self.ticket)
+            self.pool.release(self)
             self.reading = asyncio.get_running_loop().create_task(self._read_tail(pod), name=f"driver-tail-{self.name}")
 
     async def _read_tail(self, pod: str) -> None:
@@ -134,7 +135,7 @@ class DriverLog:
             if self.reading is asyncio.current_task():
                 self.reading = None
 
-    def _revoked(self) -> None:
+    def revoke(self) -> None:
         if self.task is not None:
             self.task.cancel()
             self.task = None
@@ -165,7 +166,7 @@ class DriverLog:
             self.complete.add(pod)
         elif type_ == "ENDED":  # the stream was cut while the container runs: re-open (lines are de-duplicated)
             self.failures[pod] = self.failures.get(pod, 0) + 1
-        self.pool.release(self.ticket)
+        self.pool.release(self)
         self._want()
 
     async def finish(self) -> None:
@@ -186,7 +187,7 @@ class DriverLog:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        self.pool.release(self.ticket)
+        self.pool.release(self)
         pod = newest_started_pod(self.pods.values())
         if pod is None or pod_name(pod) in self.complete or self.tail.size <= 0:
             return
@@ -211,7 +212,7 @@ class DriverLog:
         if self.task is not None:
             self.task.cancel()
             self.task = None
-        self.pool.release(self.ticket)
+        self.pool.release(self)
 
 
 async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *, on_status: Callable[[RayJobStatus], None],
