@@ -19,6 +19,7 @@ another subscriber: each has its own queue and its own wait state; the informer 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -44,8 +45,11 @@ CONNECTION_LIMIT = 100
 #: follows this stays below :data:`CONNECTION_LIMIT`, so no request waits for a connection inside its timeout.
 REQUESTS_IN_FLIGHT = 64
 #: Watch events handled before the informer yields to the loop (a burst must not stall other coroutines, and
-#: each event may wake a wait whose next step runs in the same loop iteration).
-EVENTS_PER_YIELD = 50
+#: each event may wake a wait whose next step -- a log-tail read, the TriggerEvent -- runs in the next loop
+#: iteration: the events of one slice and the steps they wake make one iteration each, so both stay short).
+EVENTS_PER_YIELD = 10
+#: ... or after this many seconds of handling one chunk of events, whichever comes first.
+SLICE_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,56 @@ def newer(candidate: dict[str, Any] | None, current: dict[str, Any] | None) -> b
 
 
 # ------------------------------------------------------------------------------------------------ informer
+class Feed:
+    """A subscriber's inbox, in delivery order: a lighter :class:`asyncio.Queue` (a triggerer holds one per wait,
+    ten thousand of them: two objects each instead of eight, and a timed :meth:`get` without a task per wait)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def get_nowait(self) -> Any:
+        """The oldest item; raises :class:`asyncio.QueueEmpty` if there is none."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self, timeout: float | None = None) -> Any:
+        """The oldest item, waiting for one; raises :class:`TimeoutError` after ``timeout`` seconds (None: never)."""
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(max(0.0, timeout), _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._items:
+                raise TimeoutError
+        return self._items.popleft()
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass(eq=False)
 class Subscription:
     """One subscriber's interest in one key; items land in its own ``feed`` as ``(source, type, object)``.
@@ -315,7 +369,7 @@ class Subscription:
     """
 
     key: str
-    feed: asyncio.Queue
+    feed: Feed | asyncio.Queue
     source: str
 
 
@@ -482,6 +536,7 @@ class Informer:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=action.timeout_seconds + 15)
         response = await self._request(shared, timeout, **query)
         started, seen = time.monotonic(), 0
+        slice_from, in_slice = time.perf_counter(), 0
         try:
             while True:
                 line = await response.content.readline()
@@ -499,8 +554,10 @@ class Informer:
                     if not failure.retryable and failure.status not in (404, 410):
                         self._broadcast_error(failure)
                     return  # the server ends the stream after an ERROR
-                if seen % EVENTS_PER_YIELD == 0:
+                in_slice += 1
+                if in_slice >= EVENTS_PER_YIELD or time.perf_counter() - slice_from > SLICE_SECONDS:
                     await asyncio.sleep(0)
+                    slice_from, in_slice = time.perf_counter(), 0
         finally:
             response.release()
         self.watcher.on_watch_closed(seen, time.monotonic() - started)
@@ -522,14 +579,23 @@ class Informer:
 
 
 # ------------------------------------------------------------------------------------------------ log follows
-@dataclass(eq=False)
 class LogTicket:
-    """A wait that wants to follow a driver log; ``granted``/``revoked`` are called by the pool."""
+    """A wait that wants to follow a driver log; the pool calls :meth:`grant` / :meth:`revoke` (by default
+    ``on_grant`` / ``on_revoke``; a subclass may override the methods instead and keep no callbacks)."""
 
-    started: float
-    on_grant: Callable[[], None]
-    on_revoke: Callable[[], None]
-    active: bool = False
+    __slots__ = ("active", "on_grant", "on_revoke", "started")
+
+    def __init__(self, started: float, on_grant: Callable[[], None] | None = None,
+                 on_revoke: Callable[[], None] | None = None, active: bool = False) -> None:
+        self.started, self.on_grant, self.on_revoke, self.active = started, on_grant, on_revoke, active
+
+    def grant(self) -> None:
+        if self.on_grant is not None:
+            self.on_grant()
+
+    def revoke(self) -> None:
+        if self.on_revoke is not None:
+            self.on_revoke()
 
 
 class LogFollowPool:
@@ -553,7 +619,7 @@ class LogFollowPool:
             self.active.discard(oldest)
             oldest.active = False
             self.waiting.add(oldest)
-            oldest.on_revoke()
+            oldest.revoke()
             self._grant(ticket)
         else:
             self.waiting.add(ticket)
@@ -575,7 +641,7 @@ class LogFollowPool:
         ticket.active = True
         self.active.add(ticket)
         self.peak = max(self.peak, len(self.active))
-        ticket.on_grant()
+        ticket.grant()
 
 
 def max_log_follows() -> int:
@@ -598,6 +664,7 @@ class Registry:
         self.informers: dict[tuple[ConnKey, str, str], Informer] = {}
         self.log_pool = LogFollowPool(max_log_follows())
         self.requests = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
+        self._hooks: dict[ConnKey, list[Any]] = {}  # conn -> [hook, shared client, users]
         self.informers_started = 0
 
     def hook_for(self, conn: ConnKey, shared: SharedClient) -> Any:
@@ -605,6 +672,30 @@ class Registry:
         hook = conn.hook()
         hook.use_shared_client(shared)
         return hook
+
+    async def acquire_hook(self, conn: ConnKey) -> Any:
+        """The loop's one :class:`~kuberay_provider.hooks.kuberay.AsyncKubeRayHook` for ``conn``, bound to the
+        shared client; pair with :meth:`release_hook`. (A hook holds no per-call state once bound: ten thousand
+        waits share one instead of holding a hook, its retry policy and a client lease each.)"""
+        entry = self._hooks.get(conn)
+        if entry is None:
+            shared = await self.clients.acquire(conn)
+            entry = self._hooks.get(conn)
+            if entry is None:
+                entry = self._hooks[conn] = [self.hook_for(conn, shared), shared, 0]
+            else:  # another wait bound it meanwhile
+                await self.clients.release(conn, shared)
+        entry[2] += 1
+        return entry[0]
+
+    async def release_hook(self, conn: ConnKey) -> None:
+        entry = self._hooks.get(conn)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del self._hooks[conn]
+            await self.clients.release(conn, entry[1])
 
     def informer(self, conn: ConnKey, namespace: str, kind: Kind) -> Informer:
         key = (conn, namespace, kind.plural)
@@ -620,14 +711,20 @@ class Registry:
         if self.informers.get(key) is informer:
             del self.informers[key]
 
-    @contextlib.contextmanager
-    def subscribe(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: asyncio.Queue,
-                  source: str) -> Any:
-        """Receive ``key``'s changes in ``feed`` while inside the block (sync context: leaving never awaits, so
-        a cancelled subscriber always leaves)."""
+    def join(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: Feed | asyncio.Queue,
+             source: str) -> tuple[Informer, Subscription]:
+        """Start receiving ``key``'s changes in ``feed``; pair with :meth:`Informer.remove` of the subscription
+        (in a ``finally``: leaving never awaits, so a cancelled subscriber always leaves)."""
         informer = self.informer(conn, namespace, kind)
         sub = Subscription(key, feed, source)
         informer.add(sub)
+        return informer, sub
+
+    @contextlib.contextmanager
+    def subscribe(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: Feed | asyncio.Queue,
+                  source: str) -> Any:
+        """Receive ``key``'s changes in ``feed`` while inside the block (:meth:`join` and leave)."""
+        informer, sub = self.join(conn, namespace, kind, key, feed, source)
         try:
             yield informer
         finally:

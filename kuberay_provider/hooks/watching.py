@@ -19,6 +19,9 @@ from kuberay_provider import constants as c
 from kuberay_provider.hooks.retry import ApiFailure, RetryPolicy
 from kuberay_provider.status import RayClusterStatus, RayJobStatus
 
+#: The default backoff of a wait's consecutive failures (immutable: every waiter shares it).
+WAIT_RETRY = RetryPolicy(cap=15.0)
+
 
 class RayJobWaitError(RuntimeError):
     """A non-retryable API error while waiting (e.g. 403 Forbidden)."""
@@ -108,7 +111,7 @@ class _Resumable:
         self._watch_timeout = watch_timeout
         self._watch_jitter = watch_jitter
         self._rng = rng
-        self._retry = retry or RetryPolicy(cap=15.0)
+        self._retry = retry or WAIT_RETRY
         self._min_watch_seconds = min_watch_seconds
         self._resource_version: str | None = None
         self._failures = 0

@@ -20,7 +20,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from kuberay_provider import constants as c
-from kuberay_provider.hooks.informer import RAYCLUSTERS, registry
+from kuberay_provider.hooks.informer import RAYCLUSTERS, Feed, registry
 from kuberay_provider.hooks.kuberay import AsyncKubeRayHook
 from kuberay_provider.hooks.pods import LogTail
 from kuberay_provider.hooks.watching import RayJobWaiter
@@ -114,11 +114,15 @@ class RayJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
+        reg = registry()
+        conn = self._hook().conn_key()
         tail = LogTail(self.log_tail_lines)
         try:
-            async with hook.shared_client():
+            hook = await reg.acquire_hook(conn)  # the loop's one hook (and client) for this connection
+            try:
                 event = await self._wait(hook, tail)
+            finally:
+                await reg.release_hook(conn)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -134,12 +138,10 @@ class RayJobTrigger(BaseTrigger):
         reg = registry()
         timeout = None if self.deadline is None else max(0.0, self.deadline - time.time())
         waiter = RayJobWaiter(self.name, self.namespace, timeout=timeout, watch_timeout=self.watch_timeout)
-        feed: asyncio.Queue = asyncio.Queue()
+        feed = Feed()
         logs = DriverLog(hook, reg, self.name, self.namespace, tail, self._emit_driver_line, feed,
                          self._emit_driver_lines) if self.stream_logs else None
         outcome = await wait_for_rayjob(hook, reg, waiter, on_status=self._on_status, logs=logs, feed=feed)
-        if logs is not None:
-            await logs.finish()
         return await self._event_for(hook, outcome, tail, logs)
 
     def _on_status(self, status: Any) -> None:
@@ -156,14 +158,25 @@ class RayJobTrigger(BaseTrigger):
     async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail,
                          logs: DriverLog | None = None) -> dict[str, Any]:
         """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`);
-        the submitter pods come from the shared pod watch when the driver log was streamed from it."""
+        the submitter pods come from the shared pod watch when the driver log was streamed from it.
+
+        A failure's diagnostics are read while the driver log's last lines drain (not after them): the event
+        waits for the slower of the two, not for their sum.
+        """
         ok = succeeded(outcome)
         status = final_status(outcome)
         pods = logs.known_pods() if logs is not None else None
-        diagnostics = await hook.diagnose(status, submitter_pods=pods) if status and not ok else []
-        if not tail.lines and not ok:
-            with contextlib.suppress(Exception):
-                await hook.read_driver_log_tail(self.name, self.namespace, tail)
+        diagnosing = asyncio.ensure_future(hook.diagnose(status, submitter_pods=pods)) if status and not ok else None
+        try:
+            if logs is not None:
+                await logs.finish()
+            if not tail.lines and not ok and (logs is None or not logs.read_last_pod):
+                with contextlib.suppress(Exception):
+                    await hook.read_driver_log_tail(self.name, self.namespace, tail)
+            diagnostics = await diagnosing if diagnosing is not None else []
+        finally:
+            if diagnosing is not None and not diagnosing.done():
+                diagnosing.cancel()
         return outcome_event(outcome, self.name, self.namespace, diagnostics=diagnostics, log_tail=tail.lines)
 
     async def _delete(self, why: str) -> None:

@@ -20,6 +20,7 @@ from kuberay_provider import constants as c
 from kuberay_provider.hooks.informer import (
     RAYJOBS,
     SUBMITTER_PODS,
+    Feed,
     LogTicket,
     Registry,
     newer,
@@ -34,11 +35,12 @@ LOG_DRAIN_SECONDS = 15.0
 MAX_FOLLOW_FAILURES = 3
 
 
-class DriverLog:
-    """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it."""
+class DriverLog(LogTicket):
+    """A wait's driver log: submitter pods from the shared pod informer, a follow while the pool allows it (the
+    log is its own ticket in the loop's :class:`~kuberay_provider.hooks.informer.LogFollowPool`)."""
 
     def __init__(self, hook: Any, registry: Registry, name: str, namespace: str, tail: LogTail,
-                 emit: Callable[[str], None], feed: asyncio.Queue,
+                 emit: Callable[[str], None], feed: Feed,
                  emit_block: Callable[[list[str]], None] | None = None) -> None:
         """``emit``: one followed line; ``emit_block``: the lines of one tail read at once (default: ``emit`` each)."""
         self.hook, self.name, self.namespace = hook, name, namespace
@@ -48,7 +50,7 @@ class DriverLog:
         self.pods: dict[str, dict[str, Any]] = {}
         self.complete: set[str] = set()  # pods whose log was followed to its end
         self.failures: dict[str, int] = {}
-        self.ticket = LogTicket(time.monotonic(), self._granted, self._revoked)
+        super().__init__(time.monotonic())
         self.task: asyncio.Task | None = None  # the follow, while the pool grants it
         self.reading: asyncio.Task | None = None  # the tail read of a finished pod (no follow slot needed)
         self.following: str | None = None
@@ -80,7 +82,7 @@ class DriverLog:
         """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
         self.streaming = False
         self.watched = False
-        self.pool.release(self.ticket)
+        self.pool.release(self)
 
     def _target(self) -> str | None:
         pod = newest_started_pod(self.pods.values())
@@ -100,12 +102,12 @@ class DriverLog:
         if pod_finished(self.pods[target]):  # the driver is done and its log final: read the tail now
             self._read_tail_soon(target)
         else:
-            self.pool.request(self.ticket)
+            self.pool.request(self)
 
-    def _granted(self) -> None:
+    def grant(self) -> None:
         target = self._target()
         if target is None or self.task is not None or pod_finished(self.pods[target]):
-            self.pool.release(self.ticket)
+            self.pool.release(self)
             if target is not None and self.task is None:
                 self._read_tail_soon(target)
             return
@@ -115,7 +117,7 @@ class DriverLog:
         """Read a finished pod's last lines in the background (once at a time), so that the job's end finds the
         tail already there: the submitter pod ends before KubeRay marks the RayJob finished."""
         if self.reading is None and self.tail.size > 0:
-            self.pool.release(self.ticket)
+            self.pool.release(self)
             self.reading = asyncio.get_running_loop().create_task(self._read_tail(pod), name=f"driver-tail-{self.name}")
 
     async def _read_tail(self, pod: str) -> None:
@@ -133,7 +135,7 @@ class DriverLog:
             if self.reading is asyncio.current_task():
                 self.reading = None
 
-    def _revoked(self) -> None:
+    def revoke(self) -> None:
         if self.task is not None:
             self.task.cancel()
             self.task = None
@@ -164,7 +166,7 @@ class DriverLog:
             self.complete.add(pod)
         elif type_ == "ENDED":  # the stream was cut while the container runs: re-open (lines are de-duplicated)
             self.failures[pod] = self.failures.get(pod, 0) + 1
-        self.pool.release(self.ticket)
+        self.pool.release(self)
         self._want()
 
     async def finish(self) -> None:
@@ -185,7 +187,7 @@ class DriverLog:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        self.pool.release(self.ticket)
+        self.pool.release(self)
         pod = newest_started_pod(self.pods.values())
         if pod is None or pod_name(pod) in self.complete or self.tail.size <= 0:
             return
@@ -193,6 +195,14 @@ class DriverLog:
             text = await self.hook.read_pod_log(pod_name(pod), self.namespace, c.SUBMITTER_CONTAINER, self.tail.size)
             if new := self.tail.merge_tail(pod_name(pod), text.splitlines()):
                 self.emit_block(new)
+            self.complete.add(pod_name(pod))
+
+    @property
+    def read_last_pod(self) -> bool:
+        """Whether the newest submitter pod's log was followed or read to its end (an empty tail is then the log's
+        truth, not something to read again)."""
+        pod = newest_started_pod(self.pods.values())
+        return pod is not None and pod_name(pod) in self.complete
 
     def cancel(self) -> None:
         self.streaming = False
@@ -202,77 +212,77 @@ class DriverLog:
         if self.task is not None:
             self.task.cancel()
             self.task = None
-        self.pool.release(self.ticket)
+        self.pool.release(self)
 
 
 async def wait_for_rayjob(hook: Any, registry: Registry, waiter: RayJobWaiter, *, on_status: Callable[[RayJobStatus], None],
-                          logs: DriverLog | None = None, feed: asyncio.Queue | None = None) -> Any:
+                          logs: DriverLog | None = None, feed: Feed | None = None) -> Any:
     """Drive ``waiter`` from the shared informers until it has an outcome; returns it (Finished/Gone/TimedOut).
 
     Raises :class:`~.RayJobWaitError` on an API error no retry fixes (as the per-trigger watch did).
+    (Written flat -- no context-manager stack, no closures: a triggerer holds ten thousand of these frames, and each
+    object they keep alive is one more for every full garbage collection to walk.)
     """
     name, namespace = waiter.name, waiter.namespace
     conn = hook.conn_key()
-    feed = feed if feed is not None else asyncio.Queue()
-    last: dict[str, Any] | None = None
-
-    def take(obj: dict[str, Any] | None) -> None:
-        nonlocal last
-        changed = waiter.on_object(obj)
-        last = obj
-        if changed:
+    feed = feed if feed is not None else Feed()
+    jobs, job_sub = registry.join(conn, namespace, RAYJOBS, name, feed, "rayjob")
+    pods = pod_sub = seeding = None
+    try:
+        if logs is not None:
+            pods, pod_sub = registry.join(conn, namespace, SUBMITTER_PODS, name, feed, "pod")
+        remaining = waiter.remaining()
+        try:  # the first list may not come (an outage at start): the deadline still holds
+            cached = await (jobs.current(name) if remaining is None
+                            else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+        except TimeoutError:
+            return waiter.outcome() or TimedOut(waiter.last)
+        last = cached.get(name)
+        if last is None:  # not in the shared cache: it may have been created a moment ago; ask the API
+            full = await hook.get_rayjob(name, namespace)
+            last = RAYJOBS.trim(full) if full is not None else None
+        if changed := waiter.on_object(last):
             on_status(changed)
-
-    with contextlib.ExitStack() as stack:
-        jobs = stack.enter_context(registry.subscribe(conn, namespace, RAYJOBS, name, feed, "rayjob"))
-        pods = stack.enter_context(registry.subscribe(conn, namespace, SUBMITTER_PODS, name, feed, "pod")) \
-            if logs is not None else None
-        try:
-            remaining = waiter.remaining()
-            try:  # the first list may not come (an outage at start): the deadline still holds
-                cached = await (jobs.current(name) if remaining is None
-                                else asyncio.wait_for(jobs.current(name), max(0.0, remaining)))
+        if logs is not None and pods is not None:
+            if pods.ready.is_set():
+                _seed(logs, pods, name)
+            else:  # seed once the pod informer's first list is in (without making the RayJob wait for it)
+                seeding = asyncio.get_running_loop().create_task(_seed_when_ready(logs, pods, name))
+        while (outcome := waiter.outcome()) is None:
+            try:
+                source, type_, item = await feed.get(waiter.remaining())
             except TimeoutError:
-                return waiter.outcome() or TimedOut(waiter.last)
-            obj = cached.get(name)
-            if obj is None:  # not in the shared cache: it may have been created a moment ago; ask the API
-                full = await hook.get_rayjob(name, namespace)
-                obj = RAYJOBS.trim(full) if full is not None else None
-            take(obj)
-            if logs is not None and pods is not None:
-                if pods.ready.is_set():
-                    _seed(logs, pods, name)
-                else:
-                    stack.enter_context(_seed_when_ready(logs, pods, name))
-            while (outcome := waiter.outcome()) is None:
-                remaining = waiter.remaining()
-                try:
-                    source, type_, item = await (feed.get() if remaining is None
-                                                 else asyncio.wait_for(feed.get(), remaining))
-                except TimeoutError:
+                continue
+            if source == "rayjob":
+                if type_ == "ERROR":
+                    raise RayJobWaitError(f"Kubernetes API error {item.status} while waiting for RayJob "
+                                          f"{namespace}/{name}: {item.message}")
+                if not newer(item, last):
                     continue
-                if source == "rayjob":
-                    if type_ == "ERROR":
-                        raise RayJobWaitError(f"Kubernetes API error {item.status} while waiting for RayJob "
-                                              f"{namespace}/{name}: {item.message}")
-                    if not newer(item, last):
-                        continue
-                    if type_ == "DELETED":
-                        waiter.on_event(WatchEvent("DELETED", item))
-                    else:
-                        take(item)
-                elif logs is not None and source == "pod":
-                    if type_ == "ERROR":
-                        logs.disable(str(item.message))
-                    else:
-                        logs.on_pod(type_, item)
-                elif logs is not None and source == "log":
-                    logs.on_follow_ended(type_, item)
-            return outcome
-        except BaseException:
-            if logs is not None:
-                logs.cancel()
-            raise
+                if type_ == "DELETED":
+                    waiter.on_event(WatchEvent("DELETED", item))
+                else:
+                    if changed := waiter.on_object(item):
+                        on_status(changed)
+                    last = item
+            elif logs is not None and source == "pod":
+                if type_ == "ERROR":
+                    logs.disable(str(item.message))
+                else:
+                    logs.on_pod(type_, item)
+            elif logs is not None and source == "log":
+                logs.on_follow_ended(type_, item)
+        return outcome
+    except BaseException:
+        if logs is not None:
+            logs.cancel()
+        raise
+    finally:
+        if seeding is not None:
+            seeding.cancel()
+        if pods is not None and pod_sub is not None:
+            pods.remove(pod_sub)
+        jobs.remove(job_sub)
 
 
 def _seed(logs: DriverLog, pods: Any, name: str) -> None:
@@ -282,16 +292,6 @@ def _seed(logs: DriverLog, pods: Any, name: str) -> None:
         logs.seed(dict(pods.cache.get(name) or {}))
 
 
-@contextlib.contextmanager
-def _seed_when_ready(logs: DriverLog, pods: Any, name: str) -> Any:
-    """Seed the pods once the pod informer's first list is in (without making the RayJob wait for it)."""
-
-    async def seed() -> None:
-        await pods.ready.wait()
-        _seed(logs, pods, name)
-
-    task = asyncio.get_running_loop().create_task(seed())
-    try:
-        yield
-    finally:
-        task.cancel()
+async def _seed_when_ready(logs: DriverLog, pods: Any, name: str) -> None:
+    await pods.ready.wait()
+    _seed(logs, pods, name)

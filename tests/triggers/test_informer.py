@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kuberay_provider.hooks.informer import LogFollowPool, LogTicket, registry
+from kuberay_provider.hooks.informer import Feed, LogFollowPool, LogTicket, registry
 from kuberay_provider.triggers.rayjob import RayClusterDeletedTrigger, RayJobTrigger
 from tests.triggers.conftest import FAILED, RUNNING, SUCCEEDED
 
@@ -253,3 +253,48 @@ def test_the_deadline_holds_while_the_first_list_cannot_be_made(api, namespace):
 
     event = asyncio.run(scenario())
     assert (event["status"], event["name"]) == ("timeout", "early")
+
+
+# -- a wait's feed (pure) ------------------------------------------------------------------------------------
+def test_a_feed_hands_items_out_in_order_wakes_its_reader_and_times_out():
+    async def scenario() -> tuple[list, float, bool]:
+        feed = Feed()
+        feed.put_nowait(1)
+        feed.put_nowait(2)
+        got = [await feed.get(), feed.get_nowait()]
+        reader = asyncio.ensure_future(feed.get(timeout=5))
+        await asyncio.sleep(0)
+        feed.put_nowait(3)
+        got.append(await reader)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await feed.get(timeout=0.05)
+        waited = time.monotonic() - started
+        with pytest.raises(asyncio.QueueEmpty):
+            feed.get_nowait()
+        return got, waited, feed.empty()
+
+    got, waited, empty = asyncio.run(scenario())
+    assert got == [1, 2, 3]
+    assert waited >= 0.04 and empty
+
+
+def test_the_waits_of_one_connection_share_one_hook_and_client(api, namespace):
+    names = [f"job-{i}" for i in range(4)]
+    for n in names:
+        api.create_rayjob(n, namespace, RUNNING)
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        reg = registry()
+        tasks = [asyncio.ensure_future(first_event(trig(n, namespace))) for n in names]
+        await until(lambda: sum(e[2] for e in reg._hooks.values()) == len(names))
+        hooks, clients = len(reg._hooks), reg.clients.created
+        for n in names:
+            api.set_status(n, namespace, SUCCEEDED)
+        events = await asyncio.gather(*tasks)
+        assert not reg._hooks  # the last wait released the shared hook
+        return hooks, clients, [e["status"] for e in events]
+
+    hooks, clients, statuses = asyncio.run(scenario())
+    assert (hooks, clients) == (1, 1)
+    assert statuses == ["success"] * len(names)
