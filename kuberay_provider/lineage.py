@@ -51,7 +51,8 @@ def _is_template(value: Any) -> bool:
 def bigquery_table_name(table: str, project: str | None = None, *, param: str = "table") -> str:
     """``[project.]dataset.table`` → ``project.dataset.table`` (``project`` fills a missing one).
 
-    Raises :class:`~kuberay_provider.errors.InvalidParameterError` naming ``param`` for an unrendered template or a malformed name.
+    Raises :class:`~kuberay_provider.errors.InvalidParameterError` naming ``param`` for an unrendered template or
+    a malformed name.
     """
     if not isinstance(table, str) or not table.strip() or _is_template(table):
         raise InvalidParameterError(param, table, "must be a rendered BigQuery table name [project.]dataset.table")
