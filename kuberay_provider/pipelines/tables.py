@@ -27,9 +27,10 @@ FEATURES: Columns = (
     *((c, "FLOAT64" if c in _FLOAT_FEATURES else "INT64") for c in FEATURE_COLUMNS),
     ("plan", "STRING"), ("country", "STRING"), (LABEL_COLUMN, "INT64"), ("window_end", "TIMESTAMP"),
 )  # fmt: skip
-#: metrics, appended by training (``jobs/churn_train.py``): one row per split and run
+#: metrics, appended by training (``jobs/churn_train.py``): one row per split and run (``trained_at`` is a
+#: DATETIME: Ray Data turns the job's UTC datetimes into a timestamp without time zone)
 METRICS: Columns = (
-    ("run_id", "STRING"), ("split", "STRING"), ("trained_at", "TIMESTAMP"), ("features_table", "STRING"),
+    ("run_id", "STRING"), ("split", "STRING"), ("trained_at", "DATETIME"), ("features_table", "STRING"),
     ("model_uri", "STRING"), ("num_workers", "INT64"), ("num_boost_round", "INT64"), ("training_seconds", "FLOAT64"),
     ("auc", "FLOAT64"), ("logloss", "FLOAT64"), ("accuracy", "FLOAT64"), ("positive_rate", "FLOAT64"),
     ("rows", "INT64"),
