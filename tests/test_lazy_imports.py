@@ -26,6 +26,8 @@ MODULES = [
     "kuberay_provider.operators.janitor",
     "kuberay_provider.sensors.rayjob",
     "kuberay_provider.pipelines.builder",
+    "kuberay_provider.pipelines.tasks",
+    "kuberay_provider.lineage",
     "kuberay_provider.decorators.ray_job",
 ]
 DAGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dags")

@@ -672,6 +672,14 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
             lifecycle.delete_rayjob(self.hook(), self._rayjob_name, self._rayjob_namespace, "the task was killed",
                                     log=self.log)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the task's ``inlets`` and ``outlets`` (Airflow assets, OpenLineage datasets or URIs) as the
+        job's input and output datasets (``bigquery://project/dataset/table`` as BigQuery's ``project.dataset.table``;
+        see :mod:`kuberay_provider.lineage`). ``None`` without the OpenLineage provider, or with nothing declared."""
+        from kuberay_provider.lineage import declared_datasets, operator_lineage
+
+        return operator_lineage(*declared_datasets(self))
+
 
 def _copied(mapping: Any) -> Any:
     """A dict copy of a mapping given now; a value Airflow resolves at run time (or a wrong type) as given."""

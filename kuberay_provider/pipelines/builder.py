@@ -23,6 +23,11 @@ The TaskGroup it returns::
 - **confirm_teardown** is a :class:`~kuberay_provider.sensors.rayjob.RayClusterDeletedSensor` made a teardown of
   ``train``, so it runs (and fails loudly on leftovers) even when training fails.
 
+**Lineage.** The ETL tasks and ``train`` are the stock operators extended by :mod:`kuberay_provider.pipelines.tasks`:
+with Airflow's OpenLineage provider installed, their COMPLETE events report the BigQuery tables they read and write
+(raw events and customers → features → metrics and predictions) with their columns
+(:mod:`kuberay_provider.pipelines.tables`), and their outlets; without it nothing changes.
+
 Only names, URIs and small JSON summaries travel through XCom. Neither importing this module nor building the
 TaskGroup imports ray, pyspark, kubernetes or google.cloud (the cncf provider's Spark operator is imported when the
 spark_operator ETL task runs).
@@ -252,11 +257,10 @@ def retraining_pipeline(
     :param champion_uri: the champion pointer the gate writes on promotion (default ``champion.json`` next to
         ``model_uri``'s directory).
     """
-    from airflow.providers.standard.operators.bash import BashOperator
     from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 
     from kuberay_provider.compat import TaskGroup
-    from kuberay_provider.operators.rayjob import RayJobOperator
+    from kuberay_provider.pipelines.tasks import LocalSparkEtlOperator, SparkEtlOperator, TrainingRayJobOperator
     from kuberay_provider.sensors.rayjob import RayClusterDeletedSensor
 
     for param, table in (("raw_events_table", raw_events_table), ("raw_customers_table", raw_customers_table),
@@ -317,12 +321,18 @@ def retraining_pipeline(
             bigquery_project=bigquery_project,
         )  # fmt: skip
         etl_tasks = []
+        etl_lineage = {  # reported to OpenLineage (kuberay_provider.lineage) when the provider is installed
+            "bigquery_inputs": [{"table": raw_events_table, "schema": "events"},
+                                {"table": raw_customers_table, "schema": "customers"}],
+            "bigquery_outputs": [{"table": features_table, "schema": "features"}],
+            "bigquery_project": bigquery_project,
+        }
         if "local" in modes:
             conf = {**DEFAULT_LOCAL_SPARK_CONF, **dict(local_spark_conf or {})}
             python = python_executable or sys.executable
             command = [python, str(JOBS_DIR / "churn_etl.py"), *etl_args,
                        "--master", local_spark_master, *[x for k, v in conf.items() for x in ("--conf", f"{k}={v}")]]
-            etl_tasks.append(BashOperator(
+            etl_tasks.append(LocalSparkEtlOperator(
                 task_id="etl_local",
                 bash_command=" ".join(_quote(part) for part in command),
                 env={**env, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": python},
@@ -330,10 +340,9 @@ def retraining_pipeline(
                 execution_timeout=etl_timeout,
                 outlets=[assets["features"]] if "features" in assets else [],
                 doc_md="Runs churn_etl.py with local Spark in the worker (dev/CI only). Pushes its JSON summary.",
+                **etl_lineage,
             ))  # fmt: skip
         if "spark_operator" in modes:
-            from kuberay_provider.pipelines.spark import SparkApplicationOperator
-
             main_file = spark_main_application_file or f"local://{JOBS_DIR / 'churn_etl.py'}"
             manifest = render_spark_application(
                 spark_application_template, name="churn-etl", namespace=namespace or DEFAULT_NAMESPACE, image=spark_image,
@@ -347,7 +356,7 @@ def retraining_pipeline(
             )  # fmt: skip
             if namespace is None:  # resolved at run time like every task's: the connection's, else default
                 manifest.get("metadata", {}).pop("namespace", None)
-            etl_tasks.append(SparkApplicationOperator(
+            etl_tasks.append(SparkEtlOperator(
                 task_id="etl_spark_operator",
                 template_spec=manifest,
                 namespace=namespace,
@@ -356,6 +365,7 @@ def retraining_pipeline(
                 delete_on_termination=True,
                 execution_timeout=etl_timeout,
                 outlets=[assets["features"]] if "features" in assets else [],
+                **etl_lineage,
             ))  # fmt: skip
 
         from kuberay_provider.pipelines.packaging import CLUSTER_PIP, with_pip, with_py_modules
@@ -386,7 +396,7 @@ def retraining_pipeline(
                 num_boost_round=num_boost_round, gate_metric=gate_metric, promotion_margin=promotion_margin,
                 champion_uri=champion_uri)]
         )  # fmt: skip
-        train = RayJobOperator(
+        train = TrainingRayJobOperator(
             task_id="train",
             entrypoint=entrypoint,
             image=image,
@@ -397,6 +407,10 @@ def retraining_pipeline(
             kubernetes_conn_id=kubernetes_conn_id,
             execution_timeout=train_timeout,
             trigger_rule="none_failed_min_one_success",
+            bigquery_inputs=[{"table": features_table, "schema": "features"}],
+            bigquery_outputs=[{"table": metrics_table, "schema": "metrics"},
+                              {"table": predictions_table, "schema": "predictions"}],
+            bigquery_project=bigquery_project,
             **{**dict(rayjob_kwargs or {}), "outlets": [  # the user's outlets (rayjob_kwargs) are added to ours
                 *(assets[role] for role in ("metrics", "predictions") if role in assets),
                 *(dict(rayjob_kwargs or {}).get("outlets") or [])]},

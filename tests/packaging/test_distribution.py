@@ -102,6 +102,9 @@ def test_the_base_install_pulls_no_ray_spark_jvm_or_bigquery(wheel: Path, record
     assert sorted(CLUSTER_SIDE_DISTRIBUTIONS & set(base)) == []
     # the extra really brings the cluster side (so the check above is not vacuous)
     assert {"ray", "pyspark", "google-cloud-bigquery-storage", "bqemulator"} <= set(local)
+    # OpenLineage is optional (the operators report lineage only when it is installed): the test extra has it
+    assert sorted(d for d in base if "openlineage" in d) == []
+    assert {"apache-airflow-providers-openlineage", "openlineage-python"} <= set(resolve(wheel, "[test]"))
 
 
 def test_kuberay_local_without_its_extra_fails_with_one_line_naming_it() -> None:

@@ -16,6 +16,7 @@ import pendulum
 import pytest
 
 from kuberay_provider.errors import InvalidParameterError
+from kuberay_provider.operators.rayjob import RayJobOperator
 from kuberay_provider.pipelines import JOBS_DIR
 from kuberay_provider.pipelines.builder import (
     DEFAULT_SPARK_TEMPLATE,
@@ -25,6 +26,7 @@ from kuberay_provider.pipelines.builder import (
     retraining_pipeline,
     train_arguments,
 )
+from kuberay_provider.pipelines.spark import SparkApplicationOperator
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {
@@ -83,7 +85,9 @@ def test_local_mode_graph_and_teardown_wiring() -> None:
     assert confirm.rayjob_name == "{{ ti.xcom_pull(task_ids='g.train', key='rayjob_name') }}"
     assert (confirm.poke_interval, confirm.timeout) == (5.0, 600.0)
     assert str(train.trigger_rule).endswith(("none_failed_min_one_success", "NONE_FAILED_MIN_ONE_SUCCESS"))
-    assert type(train).__name__ == "RayJobOperator" and type(confirm).__name__ == "RayClusterDeletedSensor"
+    # the ETL and training tasks are the stock operators plus their OpenLineage report (pipelines.tasks)
+    assert isinstance(train, RayJobOperator) and type(train).__name__ == "TrainingRayJobOperator"
+    assert type(confirm).__name__ == "RayClusterDeletedSensor"
 
 
 def test_templated_spark_mode_builds_a_branch_over_both_etl_tasks() -> None:
@@ -105,7 +109,8 @@ def test_templated_spark_mode_builds_a_branch_over_both_etl_tasks() -> None:
 def test_spark_operator_task_is_lazy_and_carries_the_rendered_manifest() -> None:
     dag = build(spark_mode="spark_operator", namespace="ml", spark_executor={"instances": 3, "memory": "4g"})
     task = dag.get_task("g.etl_spark_operator")
-    assert type(task).__name__ == "SparkApplicationOperator" and task._delegate is None
+    assert isinstance(task, SparkApplicationOperator) and type(task).__name__ == "SparkEtlOperator"
+    assert task._delegate is None
     assert set(task.template_fields) >= {"template_spec", "namespace"}
     spec = task.template_spec
     assert spec["kind"] == "SparkApplication" and spec["metadata"]["namespace"] == "ml"
