@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from kuberay_provider.local import images
-from kuberay_provider.local.net import free_port
+from kuberay_provider.local.net import free_port, free_ports
 
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
 RAY_BIN = Path(sys.executable).parent / "ray"
@@ -181,15 +181,21 @@ def worker_port_window(size: int = 200) -> int:
     return random.randrange(10000, top, size)
 
 
+#: The ``ray start`` flags of a node's own ports (each node gets distinct free ones, see :func:`_node_ports`).
+NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
+                   "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+
+
 def _node_ports() -> list[str]:
-    return [
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-    ]
+    """A node's port flags, all distinct (two components on one port make the node exit at every start)."""
+    return [f"{flag}={port}" for flag, port in zip(NODE_PORT_FLAGS, free_ports(len(NODE_PORT_FLAGS)), strict=True)]
+
+
+def _with_fresh_node_ports(argv: list[str]) -> list[str]:
+    """``argv`` of a node's ``ray start`` with new port flags: a restarted node must not reuse a port another
+    process took meanwhile."""
+    kept = [arg for arg in argv if arg.split("=", 1)[0] not in NODE_PORT_FLAGS]
+    return [*kept, *_node_ports()]
 
 
 @dataclass(frozen=True)
@@ -442,6 +448,8 @@ class RayRuntime:
                 if proc.poll() is None:
                     continue
                 cluster.worker_restarts[index] += 1
+                argv, env, log, cwd = launch
+                cluster.worker_launches[index] = launch = (_with_fresh_node_ports(argv), env, log, cwd)
                 cluster.processes[index + 1] = self._spawn(*launch)
                 self.started.append((cluster.processes[index + 1].pid, cluster.temp_dir))
                 restarted += 1

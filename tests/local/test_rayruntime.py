@@ -84,3 +84,14 @@ def test_bytecode_of_old_temp_dirs_is_pruned(tmp_path: Path, monkeypatch: pytest
             os.utime(path, (old, old))
     rayruntime.bytecode_cache_dir(tmp_path / "fallback")
     assert {key for key, path in entries.items() if path.exists()} == {"fresh", "fresh-in-live-parent", "venv"}
+
+
+def test_a_nodes_ports_are_distinct_and_a_restart_gets_new_ones() -> None:
+    for _ in range(50):
+        ports = [flag.split("=")[1] for flag in rayruntime._node_ports()]
+        assert len(set(ports)) == len(rayruntime.NODE_PORT_FLAGS)
+    argv = ["ray", "start", "--address=127.0.0.1:1", "--num-cpus=1", *rayruntime._node_ports()]
+    fresh = rayruntime._with_fresh_node_ports(argv)
+    assert fresh[:4] == argv[:4] and len(fresh) == len(argv)
+    assert sorted(f.split("=")[0] for f in fresh[4:]) == sorted(rayruntime.NODE_PORT_FLAGS)
+    assert set(fresh[4:]) != set(argv[4:])
