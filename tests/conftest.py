@@ -38,6 +38,7 @@ if os.environ.get("KUBERAY_TEST_INSTALLED") == "1" and PACKAGE_DIR == REPO / "ku
 LONGEST_FIRST = (
     "tests/pipelines/test_retraining_dag.py",
     "tests/faults/test_fault_suite.py",
+    "tests/lineage/test_lineage_local_stack.py",
     "tests/dags/test_user_dags.py",
     "tests/integration/test_rayjob_lifecycle.py",
     "tests/faults/test_trigger_cancellation.py",
