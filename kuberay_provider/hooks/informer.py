@@ -580,7 +580,7 @@ class Informer:
 
 # ------------------------------------------------------------------------------------------------ log follows
 class LogTicket:
-    """A wait that wants to follow a driver log; the pool calls :meth:`grant` / :meth:`revoke` (by default
+    """A wait that wants to follow a driver log; the pool calls ``grant()`` / ``revoke()`` (by default
     ``on_grant`` / ``on_revoke``; a subclass may override the methods instead and keep no callbacks)."""
 
     __slots__ = ("active", "on_grant", "on_revoke", "started")
@@ -675,7 +675,7 @@ class Registry:
 
     async def acquire_hook(self, conn: ConnKey) -> Any:
         """The loop's one :class:`~kuberay_provider.hooks.kuberay.AsyncKubeRayHook` for ``conn``, bound to the
-        shared client; pair with :meth:`release_hook`. (A hook holds no per-call state once bound: ten thousand
+        shared client; pair with ``release_hook()``. (A hook holds no per-call state once bound: ten thousand
         waits share one instead of holding a hook, its retry policy and a client lease each.)"""
         entry = self._hooks.get(conn)
         if entry is None:
@@ -713,7 +713,7 @@ class Registry:
 
     def join(self, conn: ConnKey, namespace: str, kind: Kind, key: str, feed: Feed | asyncio.Queue,
              source: str) -> tuple[Informer, Subscription]:
-        """Start receiving ``key``'s changes in ``feed``; pair with :meth:`Informer.remove` of the subscription
+        """Start receiving ``key``'s changes in ``feed``; pair with ``Informer.remove()`` of the subscription
         (in a ``finally``: leaving never awaits, so a cancelled subscriber always leaves)."""
         informer = self.informer(conn, namespace, kind)
         sub = Subscription(key, feed, source)
