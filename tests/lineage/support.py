@@ -98,3 +98,49 @@ def hiding_openlineage(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(HIDE_OPENLINEAGE)
     return directory
+
+
+#: BigQuery's legacy type names (what the API may return) → the standard ones the lineage reports
+STANDARD_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+
+
+def assert_retraining_lineage(events_file: Path, client: Any, project: str = "local-project") -> str:
+    """What ``dags/ray_retraining.py``'s run reported through OpenLineage (the events in ``events_file``): the
+    COMPLETE events of the ETL and training tasks carry the BigQuery tables as ``bigquery`` / ``project.dataset.table``
+    with their columns, those columns are the ones the jobs really created in BigQuery (``client``), and no other
+    task reports a BigQuery dataset. Returns a one-line summary."""
+    from kuberay_provider.pipelines.tables import TABLE_COLUMNS
+
+    events = read_events(events_file)
+
+    def table(role: str, dataset: str = "churn") -> str:
+        return f"{project}.{dataset}.{role}"
+
+    def real_columns(name: str) -> list[tuple[str, str]]:
+        return [(f.name, STANDARD_TYPES.get(f.field_type.upper(), f.field_type.upper()))
+                for f in client.get_table(name).schema]
+
+    etl = complete_event(events, "ray_retraining.churn.etl_local")
+    train = complete_event(events, "ray_retraining.churn.train")
+    assert etl["job"]["namespace"] == train["job"]["namespace"] == NAMESPACE
+    expected = {  # task: (inputs, outputs), by role
+        "etl": (etl, {"events": table("events", "churn_raw"), "customers": table("customers", "churn_raw")},
+                {"features": table("features")}),
+        "train": (train, {"features": table("features")},
+                  {"metrics": table("metrics"), "predictions": table("predictions")}),
+    }
+    for task, (event, inputs, outputs) in expected.items():
+        for side, wanted in (("inputs", inputs), ("outputs", outputs)):
+            reported = datasets(event, side)
+            assert set(reported) == {("bigquery", name) for name in wanted.values()}, (task, side, list(reported))
+            for role, name in wanted.items():
+                reported_columns = columns(reported[("bigquery", name)])
+                assert reported_columns == list(TABLE_COLUMNS[role]), (task, role)
+                # the schema facet is what the jobs really wrote (or read) in BigQuery
+                assert sorted(reported_columns) == sorted(real_columns(name)), (task, role)
+    # the other tasks report no BigQuery dataset (they stage code, branch, confirm the teardown)
+    others = [e for e in events if e.get("eventType") == "COMPLETE" and e["job"]["name"].startswith("ray_retraining.")
+              and e["job"]["name"] not in ("ray_retraining.churn.etl_local", "ray_retraining.churn.train")]
+    assert others and all(not any(d["namespace"] == "bigquery" for d in e.get("outputs") or []) for e in others)
+    return (f"lineage: {len(events)} OpenLineage events; etl {sorted(n for _, n in datasets(etl, 'inputs'))} → "
+            f"{sorted(n for _, n in datasets(etl, 'outputs'))}; train → {sorted(n for _, n in datasets(train, 'outputs'))}")

@@ -2,9 +2,9 @@
 Airflow's OpenLineage provider writing its events through the file transport; the events are read back and rebuilt
 with the OpenLineage client's classes (``tests/lineage/support.py``).
 
-- ``dags/ray_retraining.py`` (seed → local Spark ETL → Ray training, BigQuery emulator): the COMPLETE events of the
-  ETL and training tasks carry the BigQuery tables as ``bigquery`` / ``project.dataset.table`` with their columns,
-  and those columns are the ones the jobs really created in BigQuery;
+- ``dags/ray_retraining.py``'s lineage is checked inside its own end-to-end run
+  (``tests/pipelines/test_retraining_dag.py``, with :func:`tests.lineage.support.assert_retraining_lineage`): one
+  retraining run serves both;
 - a plain RayJobOperator with ``inlets``/``outlets`` reports them;
 - the same DAG with the OpenLineage provider and client hidden runs unchanged and writes no event.
 """
@@ -16,18 +16,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kuberay_provider.local.stack import LocalStack
-from kuberay_provider.pipelines.tables import TABLE_COLUMNS
 from tests.integration.airflow_support import AIRFLOW_2
 from tests.lineage.support import (
     NAMESPACE,
-    columns,
     complete_event,
     datasets,
     hiding_openlineage,
@@ -40,10 +36,6 @@ pytest.importorskip("airflow.providers.openlineage", reason="needs apache-airflo
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-END = datetime(2026, 11, 16, tzinfo=UTC)
-PROJECT = "local-project"
-#: BigQuery's legacy type names (what the API may return) → the standard ones the lineage reports
-STANDARD = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
 
 
 @pytest.fixture(scope="module")
@@ -75,54 +67,6 @@ def dags_test(stack: LocalStack, home: Path, dag_id: str, date: str, dags_folder
     where = [] if dag_file is None else (["-f", str(dag_file)] if not AIRFLOW_2 else ["-S", str(dag_file)])
     return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id, date, *where], env=full_env,
                           capture_output=True, text=True, timeout=timeout, cwd="/", check=False)
-
-
-def _real_columns(client: Any, table: str) -> list[tuple[str, str]]:
-    return [(f.name, STANDARD.get(f.field_type.upper(), f.field_type.upper())) for f in client.get_table(table).schema]
-
-
-def test_retraining_dag_reports_its_bigquery_tables_with_their_schemas(stack, airflow_home, tmp_path) -> None:
-    from kuberay_provider.bigquery.clients import bigquery_client
-    from kuberay_provider.pipelines.seed import generate, seed_bigquery
-
-    seed_bigquery(generate(3000, end=END), stack.bigquery_emulator.config, "churn_raw")
-    events_file = tmp_path / "openlineage.jsonl"
-    result = dags_test(stack, airflow_home, "ray_retraining", END.isoformat(), REPO / "dags", {
-        **openlineage_env(events_file), "SPARK_LOCAL_DIRS": str(tmp_path / "spark"),
-        "AIRFLOW_VAR_KUBERAY_STAGING_URI": str(tmp_path / "staging")})
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-6000:]
-    events = read_events(events_file)
-
-    def table(role: str, dataset: str = "churn") -> str:
-        return f"{PROJECT}.{dataset}.{role}"
-
-    etl = complete_event(events, "ray_retraining.churn.etl_local")
-    train = complete_event(events, "ray_retraining.churn.train")
-    assert etl["job"]["namespace"] == train["job"]["namespace"] == NAMESPACE
-    expected = {  # task: (inputs, outputs), by role
-        "etl": (etl, {"events": table("events", "churn_raw"), "customers": table("customers", "churn_raw")},
-                {"features": table("features")}),
-        "train": (train, {"features": table("features")},
-                  {"metrics": table("metrics"), "predictions": table("predictions")}),
-    }
-    client = bigquery_client(stack.bigquery_emulator.config)
-    for task, (event, inputs, outputs) in expected.items():
-        for side, wanted in (("inputs", inputs), ("outputs", outputs)):
-            reported = datasets(event, side)
-            assert set(reported) == {("bigquery", name) for name in wanted.values()}, (task, side, list(reported))
-            for role, name in wanted.items():
-                reported_columns = columns(reported[("bigquery", name)])
-                assert reported_columns == list(TABLE_COLUMNS[role]), (task, role)
-                # the schema facet is what the jobs really wrote (or read) in BigQuery
-                assert sorted(reported_columns) == sorted(_real_columns(client, name)), (task, role)
-    # the other tasks report no BigQuery dataset (they stage code, branch, confirm the teardown)
-    others = [e for e in events if e.get("eventType") == "COMPLETE" and e["job"]["name"].startswith("ray_retraining.")
-              and e["job"]["name"] not in ("ray_retraining.churn.etl_local", "ray_retraining.churn.train")]
-    assert others and all(not any(d["namespace"] == "bigquery" for d in e.get("outputs") or []) for e in others)
-    print(f"lineage: {len(events)} OpenLineage events; etl {sorted(n for _, n in datasets(etl, 'inputs'))} → "
-          f"{sorted(n for _, n in datasets(etl, 'outputs'))}; train → {sorted(n for _, n in datasets(train, 'outputs'))}")
-    assert stack.ray_pids() == []
 
 
 LINEAGE_DAG = HERE / "dags" / "lineage_rayjob.py"

@@ -1,6 +1,7 @@
 """``dags/ray_retraining.py`` end to end on an in-process local stack with the BigQuery emulator: seed → Spark ETL
 (local Spark) → XGBoost on a transient local Ray cluster (RayJob) → metrics/predictions in BigQuery → teardown
-confirmed. One run, 20k events; everything is real (emulator over REST/gRPC, Spark, Ray, the Airflow DAG file).
+confirmed; its OpenLineage events are checked too. One run, 20k events; everything is real (emulator over
+REST/gRPC, Spark, Ray, the Airflow DAG file).
 The DAG runs as a user runs it, ``airflow dags test`` (the CLI), with only ``kubernetes_default`` as a ``kuberay``
 connection in GKE mode (fake GKE API, HTTPS, Google tokens expiring every 5 s) and its ``google_cloud_default``
 credentials; the training task waits deferred (the trigger's shared client and informer), so the sync wait of the
@@ -11,6 +12,7 @@ are compared with an independent pandas computation, and the trained model is lo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,6 +30,7 @@ import yaml
 from kuberay_provider.local.stack import LocalStack
 from kuberay_provider.pipelines.jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 from tests.integration.airflow_support import AIRFLOW_2, run_dag, task_states, xcom
+from tests.lineage.support import assert_retraining_lineage, openlineage_env
 from tests.pipelines.asset_support import asset_events, queued_consumers, register_dags
 
 pytestmark = pytest.mark.slow
@@ -37,6 +40,8 @@ ROWS = 20_000
 END = datetime(2026, 11, 16, tzinfo=UTC)  # the seed's window ends here; so does the run's data interval
 GROUP = "churn"
 ASSETS = "bigquery://local-project/churn"  # the DAG's table assets (bigquery://project/dataset/table)
+#: every lane installs Airflow's OpenLineage provider (test extra); the retraining run then checks its lineage too
+OPENLINEAGE = importlib.util.find_spec("airflow.providers.openlineage") is not None
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +158,10 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, tmp_path) -> Non
     env.update({"SPARK_LOCAL_DIRS": str(tmp_path / "spark"), "AIRFLOW_VAR_KUBERAY_STAGING_URI": str(tmp_path / "staging"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"})
+    # OpenLineage as a user turns it on (file transport): the same run is the lineage test of the pipeline
+    lineage_file = tmp_path / "openlineage.jsonl"
+    if OPENLINEAGE:
+        env.update(openlineage_env(lineage_file))
     airflow = str(Path(sys.executable).parent / "airflow")
     register_dags(_consumer_dag())  # scheduled on the predictions asset, unpaused
     started = time.monotonic()
@@ -236,6 +245,12 @@ def test_retraining_dag_end_to_end(stack, seeded, airflow_home, tmp_path) -> Non
     assert pointer["metric"] == "auc" and pointer["value"] == pytest.approx(metrics["holdout"]["auc"])
     assert metadata["gate"]["decision"] == "promoted"
     assert "Quality gate: PROMOTED to champion: no champion yet" in out + err
+
+    # Lineage: the ETL and training tasks reported their BigQuery tables with the schemas the jobs really wrote.
+    if OPENLINEAGE:
+        print(assert_retraining_lineage(lineage_file, client))
+    else:
+        print("lineage: not checked (apache-airflow-providers-openlineage not installed)")
 
     # Assets: Airflow recorded an event per table for this run and queued the DAG scheduled on the predictions.
     for table, task in (("features", "etl_local"), ("metrics", "train"), ("predictions", "train")):
