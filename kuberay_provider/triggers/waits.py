@@ -33,6 +33,10 @@ from kuberay_provider.status import RayJobStatus
 LOG_DRAIN_SECONDS = 15.0
 #: Follows of one pod that may break before the wait settles for the tail at the end.
 MAX_FOLLOW_FAILURES = 3
+#: How long a follow that ended cleanly waits for the pod watch to report the container finished before it counts as
+#: cut and is opened again. The stream and the pod watch are separate connections: a container's exit closes its
+#: log stream before the pod's new status arrives on the watch (by milliseconds, or by seconds on a busy triggerer).
+FOLLOW_END_GRACE_SECONDS = 5.0
 
 
 class DriverLog(LogTicket):
@@ -50,6 +54,8 @@ class DriverLog(LogTicket):
         self.pods: dict[str, dict[str, Any]] = {}
         self.complete: set[str] = set()  # pods whose log was followed to its end
         self.failures: dict[str, int] = {}
+        #: pods whose follow ended cleanly while the watch still shows them running: the end, or a cut stream
+        self.unconfirmed: dict[str, asyncio.TimerHandle] = {}
         super().__init__(time.monotonic())
         self.task: asyncio.Task | None = None  # the follow, while the pool grants it
         self.reading: asyncio.Task | None = None  # the tail read of a finished pod (no follow slot needed)
@@ -67,6 +73,9 @@ class DriverLog(LogTicket):
             self.pods.pop(name, None)
         elif newer(pod, self.pods.get(name)):
             self.pods[name] = pod
+        if name in self.unconfirmed and (type_ == "DELETED" or pod_finished(self.pods[name])):
+            self.unconfirmed.pop(name).cancel()  # the follow did reach the log's end
+            self.complete.add(name)
         self._want()
 
     def seed(self, pods: dict[str, dict[str, Any]]) -> None:
@@ -89,7 +98,7 @@ class DriverLog(LogTicket):
         if pod is None:
             return None
         name = pod_name(pod)
-        if name in self.complete or self.failures.get(name, 0) >= MAX_FOLLOW_FAILURES:
+        if name in self.complete or name in self.unconfirmed or self.failures.get(name, 0) >= MAX_FOLLOW_FAILURES:
             return None
         return name
 
@@ -164,15 +173,27 @@ class DriverLog(LogTicket):
         current = self.pods.get(pod)
         if type_ == "ENDED" and (current is None or pod_finished(current)):
             self.complete.add(pod)
-        elif type_ == "ENDED":  # the stream was cut while the container runs: re-open (lines are de-duplicated)
-            self.failures[pod] = self.failures.get(pod, 0) + 1
+        elif type_ == "ENDED" and pod not in self.unconfirmed:  # the container's end, or a cut: the watch decides
+            self.unconfirmed[pod] = asyncio.get_running_loop().call_later(
+                FOLLOW_END_GRACE_SECONDS, self._follow_was_cut, pod)
         self.pool.release(self)
+        self._want()
+
+    def _follow_was_cut(self, pod: str) -> None:
+        """The pod still runs a while after its follow ended: the stream was cut; open it again (lines are
+        de-duplicated)."""
+        if self.unconfirmed.pop(pod, None) is None or not self.streaming:
+            return
+        self.failures[pod] = self.failures.get(pod, 0) + 1
         self._want()
 
     async def finish(self) -> None:
         """The job ended: let a running follow or tail read end (bounded), then read the tail of what was not
         followed or read."""
         self.streaming = False
+        for pod in list(self.unconfirmed):  # its stream ended cleanly and so did the job: the log was read to its end
+            self.unconfirmed.pop(pod).cancel()
+            self.complete.add(pod)
         reading, self.reading = self.reading, None
         if reading is not None:
             with contextlib.suppress(TimeoutError):
@@ -206,6 +227,9 @@ class DriverLog(LogTicket):
 
     def cancel(self) -> None:
         self.streaming = False
+        for timer in self.unconfirmed.values():
+            timer.cancel()
+        self.unconfirmed.clear()
         if self.reading is not None:
             self.reading.cancel()
             self.reading = None

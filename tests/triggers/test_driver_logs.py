@@ -216,3 +216,90 @@ def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_onc
     assert read.query.get("tailLines") == "3" and read.query.get("follow") in (None, "false")
     # the tail lands in the task log as one record, every line still marked
     assert [r for r in records if "[driver]" in r] == ["[driver] line 2\n[driver] line 3\n[driver] line 4"]
+
+
+
+class _StubLogHook:
+    """The two log calls a DriverLog makes, recorded: a follow that yields ``lines`` then ends cleanly (the
+    container exited, or the stream was cut: the log endpoint says the same either way), and a tail read."""
+
+    def __init__(self, lines):
+        self.lines, self.follows, self.tail_reads = lines, 0, 0
+
+    async def follow_pod_log(self, pod, namespace, container):
+        self.follows += 1
+        for line in self.lines:
+            yield line
+
+    async def read_pod_log(self, pod, namespace, container, tail_lines):
+        self.tail_reads += 1
+        return "\n".join(self.lines)
+
+
+def _submitter_pod(phase: str, resource_version: str) -> dict:
+    state = {"terminated": {"exitCode": 0}} if phase == "Succeeded" else {"running": {}}
+    return {"metadata": {"name": "job-abcde", "resourceVersion": resource_version,
+                         "creationTimestamp": "2026-12-02T10:00:00Z"},
+            "status": {"phase": phase, "containerStatuses": [{"name": "ray-job-submitter", "state": state}]}}
+
+
+async def _follow_to_a_clean_end(lines):
+    """A DriverLog on a running submitter pod whose follow has just ended cleanly (its report handled), while the
+    pod watch still shows the pod running."""
+    from types import SimpleNamespace
+
+    from kuberay_provider.hooks.informer import Feed, LogFollowPool
+    from kuberay_provider.hooks.pods import LogTail
+    from kuberay_provider.triggers.waits import DriverLog
+
+    hook, feed, emitted = _StubLogHook(lines), Feed(), []
+    logs = DriverLog(hook, SimpleNamespace(log_pool=LogFollowPool(4)), "job", "ns", LogTail(10), emitted.append, feed)
+    logs.seed({"job-abcde": _submitter_pod("Running", "1")})
+    _, type_, pod = await feed.get(5)
+    logs.on_follow_ended(type_, pod)
+    return hook, logs, emitted
+
+
+@pytest.fixture
+def grace(monkeypatch):
+    from kuberay_provider.triggers import waits
+
+    monkeypatch.setattr(waits, "FOLLOW_END_GRACE_SECONDS", 0.3)
+    return 0.3
+
+
+def test_a_clean_end_the_pod_watch_confirms_late_is_not_read_again(grace):
+    async def scenario():
+        hook, logs, emitted = await _follow_to_a_clean_end(["a", "b"])
+        await asyncio.sleep(grace / 3)
+        logs.on_pod("MODIFIED", _submitter_pod("Succeeded", "2"))  # the watch catches up
+        await asyncio.sleep(grace * 2)
+        return hook, logs, emitted
+
+    hook, logs, emitted = asyncio.run(scenario())
+    assert (hook.follows, hook.tail_reads) == (1, 0)  # neither a second follow nor a tail read
+    assert logs.read_last_pod and emitted == ["a", "b"]
+
+
+def test_a_clean_end_while_the_pod_keeps_running_is_a_cut_and_the_follow_reopens(grace):
+    async def scenario():
+        hook, logs, emitted = await _follow_to_a_clean_end(["a", "b"])
+        await asyncio.sleep(grace * 2)
+        follows = hook.follows
+        logs.cancel()
+        return follows, logs, emitted
+
+    follows, logs, emitted = asyncio.run(scenario())
+    assert follows == 2  # opened again once the grace was over, not before
+    assert emitted == ["a", "b"] and not logs.read_last_pod  # the lines read again are not emitted twice
+
+
+def test_a_clean_end_then_the_job_ends_before_the_pod_watch_confirms_needs_no_tail_read(grace):
+    async def scenario():
+        hook, logs, emitted = await _follow_to_a_clean_end(["x"])
+        await logs.finish()  # the RayJob's terminal status came before the pod's
+        return hook, logs, emitted
+
+    hook, logs, emitted = asyncio.run(scenario())
+    assert (hook.follows, hook.tail_reads) == (1, 0)
+    assert logs.read_last_pod and emitted == ["x"] and not logs.unconfirmed
