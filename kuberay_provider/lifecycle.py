@@ -266,7 +266,7 @@ def wait_sync(hook: KubeRayHook, name: str, namespace: str, *, deadline: float |
     from kuberay_provider.hooks.kuberay import RayJobWaitTimeout
     from kuberay_provider.hooks.pods import LogTail
     from kuberay_provider.hooks.watching import Finished, Gone, RayJobWaiter, TimedOut
-    from kuberay_provider.outcome import final_status, outcome_event, succeeded
+    from kuberay_provider.outcome import outcome_event, succeeded
 
     log = log or _log
     tail = LogTail(log_tail_lines)
@@ -291,16 +291,34 @@ def wait_sync(hook: KubeRayHook, name: str, namespace: str, *, deadline: float |
         if follower:
             follower.join(LOG_DRAIN_SECONDS)
     ok = succeeded(outcome)
-    status = final_status(outcome)
-    diagnostics = hook.diagnose(status) if status and not ok else []
     if not tail.lines and not ok:
         try:
             hook.read_driver_log_tail(name, namespace, tail)
         except Exception as exc:
             log.warning("Could not read the driver log tail: %s", exc)
-    event = outcome_event(outcome, name, namespace, diagnostics=diagnostics, log_tail=tail.lines)
+    event = outcome_event(outcome, name, namespace, log_tail=tail.lines)
     event.update(name=name, namespace=namespace)
     return event
+
+
+def with_diagnostics(event: Mapping[str, Any], hook: Callable[[], KubeRayHook]) -> dict[str, Any]:
+    """A failed wait's event with why it failed: pod problems, the submitter Job, Warning events
+    (:meth:`~kuberay_provider.hooks.kuberay.KubeRayHook.diagnose`).
+
+    Read once, where the task completes -- in the worker, for a synchronous and a deferred wait alike -- and before
+    any cleanup deletes what they describe (the cluster outlives its job by ``ttlSecondsAfterFinished``, 60 s by
+    default; the submitter Job and the events outlive the cluster). The trigger reports only the outcome and the
+    log tail: a wave of a thousand failures must not cost the shared triggerer three reads each.
+
+    :param event: an outcome event (:func:`~kuberay_provider.outcome.outcome_event`); returned as it is for a
+        success, without a status to diagnose, or with diagnostics already in it.
+    :param hook: makes the hook to read with (called only if there is something to diagnose).
+    """
+    from kuberay_provider.outcome import SUCCESS
+
+    if event.get("status") == SUCCESS or not event.get("rayjob") or event.get("diagnostics"):
+        return dict(event)
+    return {**event, "diagnostics": hook().diagnose(RayJobStatus.from_dict(event["rayjob"]))}
 
 
 # -- outcome + cleanup --------------------------------------------------------------------------------------

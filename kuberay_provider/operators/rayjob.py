@@ -655,6 +655,7 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         namespace = self._rayjob_namespace or (status.namespace if status else c.DEFAULT_NAMESPACE)
         if status:
             self._persist_dashboard(context, status)
+        event = lifecycle.with_diagnostics(event, lambda: hook or self.hook())  # before any cleanup
         decision = lifecycle.finish(event, name=name, namespace=namespace, cleanup_policy=self.cleanup_policy,
                                     hook=lambda: hook or self.hook(), log=self.log)
         if kind == SUCCESS:

@@ -120,7 +120,9 @@ class RayJobSensor(BaseSensorOperator):
         if event.get("status") == SUCCESS:
             status = RayJobStatus.from_dict(event["rayjob"])
             return xcom_summary(status, name=self.name, namespace=event.get("namespace") or status.namespace)
-        raise AirflowException(failure_report(event))
+        from kuberay_provider import lifecycle
+
+        raise AirflowException(failure_report(lifecycle.with_diagnostics(event, lambda: _hook(self.kubernetes_conn_id))))
 
 
 class RayClusterDeletedSensor(BaseSensorOperator):

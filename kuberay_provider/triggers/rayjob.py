@@ -24,7 +24,7 @@ from kuberay_provider.hooks.informer import RAYCLUSTERS, Feed, registry
 from kuberay_provider.hooks.kuberay import AsyncKubeRayHook
 from kuberay_provider.hooks.pods import LogTail
 from kuberay_provider.hooks.watching import RayJobWaiter
-from kuberay_provider.outcome import error_event, final_status, outcome_event, succeeded
+from kuberay_provider.outcome import error_event, outcome_event, succeeded
 from kuberay_provider.triggers.waits import LOG_DRAIN_SECONDS, DriverLog, wait_for_rayjob
 
 __all__ = ["LOG_DRAIN_SECONDS", "RayClusterDeletedTrigger", "RayJobTrigger"]
@@ -42,7 +42,8 @@ class RayJobTrigger(BaseTrigger):
 
     Event payload: ``status`` (``success`` | ``failed`` | ``deleted`` | ``timeout`` | ``error``),
     ``rayjob`` (the final :class:`~kuberay_provider.status.RayJobStatus` as a dict), ``message``,
-    ``log_tail`` (last driver-log lines) and ``diagnostics`` (pod problems and Warning events on failure).
+    ``log_tail`` (last driver-log lines) and ``diagnostics`` (empty: a failure's pod problems and Warning events are
+    read where the task resumes, :func:`~kuberay_provider.lifecycle.with_diagnostics`).
 
     :param name: the RayJob's name.
     :param namespace: its namespace.
@@ -157,27 +158,15 @@ class RayJobTrigger(BaseTrigger):
 
     async def _event_for(self, hook: AsyncKubeRayHook, outcome: Any, tail: LogTail,
                          logs: DriverLog | None = None) -> dict[str, Any]:
-        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`);
-        the submitter pods come from the shared pod watch when the driver log was streamed from it.
-
-        A failure's diagnostics are read while the driver log's last lines drain (not after them): the event
-        waits for the slower of the two, not for their sum.
-        """
-        ok = succeeded(outcome)
-        status = final_status(outcome)
-        pods = logs.known_pods() if logs is not None else None
-        diagnosing = asyncio.ensure_future(hook.diagnose(status, submitter_pods=pods)) if status and not ok else None
-        try:
-            if logs is not None:
-                await logs.finish()
-            if not tail.lines and not ok and (logs is None or not logs.read_last_pod):
-                with contextlib.suppress(Exception):
-                    await hook.read_driver_log_tail(self.name, self.namespace, tail)
-            diagnostics = await diagnosing if diagnosing is not None else []
-        finally:
-            if diagnosing is not None and not diagnosing.done():
-                diagnosing.cancel()
-        return outcome_event(outcome, self.name, self.namespace, diagnostics=diagnostics, log_tail=tail.lines)
+        """The same event the operator's synchronous wait builds (:func:`~kuberay_provider.outcome.outcome_event`):
+        the outcome and the driver log's tail. A failure's diagnostics are read where the task resumes
+        (:func:`~kuberay_provider.lifecycle.with_diagnostics`), not in the shared triggerer."""
+        if logs is not None:
+            await logs.finish()
+        if not tail.lines and not succeeded(outcome) and (logs is None or not logs.read_last_pod):
+            with contextlib.suppress(Exception):
+                await hook.read_driver_log_tail(self.name, self.namespace, tail)
+        return outcome_event(outcome, self.name, self.namespace, log_tail=tail.lines)
 
     async def _delete(self, why: str) -> None:
         """The one place the trigger deletes its RayJob (a user kill): the lifecycle module's one delete."""

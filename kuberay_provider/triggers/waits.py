@@ -83,10 +83,6 @@ class DriverLog(LogTicket):
         for pod in pods.values():
             self.on_pod("ADDED", pod)
 
-    def known_pods(self) -> list[dict[str, Any]] | None:
-        """The submitter pods as the shared pod watch has them, or None if it does not (not listed yet, RBAC)."""
-        return list(self.pods.values()) if self.watched else None
-
     def disable(self, why: str) -> None:
         """Pods cannot be watched (e.g. RBAC): no streaming, the tail is still read at the end."""
         self.streaming = False

@@ -149,11 +149,24 @@ def test_the_failure_event_keeps_the_log_tail(api, namespace, tmp_path, stream_l
     assert event["log_tail"][-1] == "ValueError: boom"
 
 
+class _Ti:
+    def xcom_push(self, **_):
+        pass
+
+    def xcom_pull(self, **_):
+        return None
+
+
 @pytest.mark.parametrize("stream_logs", [True, False])
-def test_failure_diagnostics_take_the_submitter_pods_from_the_shared_pod_watch(api, namespace, tmp_path, stream_logs):
+def test_a_failure_is_diagnosed_where_the_task_resumes_not_in_the_triggerer(api, namespace, tmp_path, stream_logs):
     import copy
 
-    from tests.triggers.conftest import PODS
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    from kuberay_provider.local.apiserver import now_iso
+    from kuberay_provider.operators.rayjob import RayJobOperator
+    from kuberay_provider.sensors.rayjob import RayJobSensor
+    from tests.triggers.conftest import BY_PATH, PODS
 
     api.create_rayjob("bad", namespace, RUNNING)
     log = tmp_path / "bad.log"
@@ -163,6 +176,11 @@ def test_failure_diagnostics_take_the_submitter_pods_from_the_shared_pod_watch(a
     pod["status"] = {"phase": "Failed", "containerStatuses": [
         {"name": "ray-job-submitter", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}
     api._commit(PODS, "MODIFIED", pod)
+    api._commit(BY_PATH[("", "v1", "events")], "ADDED", {
+        "apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": "Failed", "message": "went wrong",
+        "metadata": {"name": "bad.failed", "namespace": namespace, "creationTimestamp": now_iso()},
+        "involvedObject": {"apiVersion": "ray.io/v1", "kind": "RayJob", "name": "bad", "namespace": namespace},
+        "lastTimestamp": now_iso()})
 
     async def scenario():
         task = asyncio.create_task(first_event(RayJobTrigger("bad", namespace, stream_logs=stream_logs)))
@@ -171,15 +189,23 @@ def test_failure_diagnostics_take_the_submitter_pods_from_the_shared_pod_watch(a
         return await task
 
     event = asyncio.run(scenario())
-    assert event["status"] == "failed"
-    assert "pod bad-abcde container ray-job-submitter: terminated (Error, exit code 1)" in event["diagnostics"]
-    pod_lists = [r.query.get("labelSelector") for r in api.requests(f"/namespaces/{namespace}/pods")
-                 if r.path.endswith("/pods") and not r.is_watch]
-    per_job = [s for s in pod_lists if s == "batch.kubernetes.io/job-name=bad"]
-    if stream_logs:  # the shared pod watch already had them: no pod list for this job
-        assert per_job == []
-    else:  # no pod watch: diagnostics (and the log tail) list the job's pods
-        assert per_job
+    assert event["status"] == "failed" and event["log_tail"] == ["ValueError: boom"]
+    assert event["diagnostics"] == []  # the shared triggerer read none: no Job, no events, no head pods
+    assert not api.requests(f"/namespaces/{namespace}/jobs") and not api.requests(f"/namespaces/{namespace}/events")
+
+    with pytest.raises(AirflowException) as sensed:  # a deferred sensor's failure is diagnosed on resuming too
+        RayJobSensor(task_id="s", name="bad", namespace=namespace).execute_complete({"ti": _Ti()}, event)
+    op = RayJobOperator(task_id="t", entrypoint="python a.py", namespace=namespace)
+    with pytest.raises(AirflowException) as failed:
+        op.execute_complete({"ti": _Ti()}, event, name="bad", namespace=namespace)
+    for report in (str(sensed.value), str(failed.value)):
+        assert "pod bad-abcde container ray-job-submitter: terminated (Error, exit code 1)" in report
+        assert "event Failed (RayJob bad): went wrong" in report
+        assert "ValueError: boom" in report
+    calls = [(r.method, r.path) for r in api.requests(f"/namespaces/{namespace}/")]
+    read_events = max(i for i, (method, path) in enumerate(calls) if path.endswith("/events"))
+    deleted = calls.index(("DELETE", f"/apis/ray.io/v1/namespaces/{namespace}/rayjobs/bad"))
+    assert read_events < deleted  # read before the cleanup deletes what they describe
 
 
 def test_a_finished_submitter_pods_tail_is_read_before_the_job_ends_and_only_once(api, namespace, tmp_path,
