@@ -405,21 +405,23 @@ async def _run_triggers(args: argparse.Namespace, url: str, common: list[str], e
     call_times: dict[str, list[float]] = {}
     if os.environ.get("BENCH_CALL_TIMES"):  # how long each hook call of the waits took (queueing included)
         from kuberay_provider.hooks.kuberay import AsyncKubeRayHook
+        from kuberay_provider.triggers.waits import DriverLog
 
-        def timed(method: str) -> None:
-            original = getattr(AsyncKubeRayHook, method)
+        def timed(cls: type, method: str) -> None:
+            original = getattr(cls, method)
 
             async def measured(self: Any, *a: Any, **kw: Any) -> Any:
                 began = time.perf_counter()
                 try:
                     return await original(self, *a, **kw)
                 finally:
-                    call_times.setdefault(method, []).append(time.perf_counter() - began)
+                    call_times.setdefault(f"{cls.__name__}.{method}", []).append(time.perf_counter() - began)
 
-            setattr(AsyncKubeRayHook, method, measured)
+            setattr(cls, method, measured)
 
-        for method in ("list_pods", "read_pod_log", "get_rayjob"):
-            timed(method)
+        for method in ("list_pods", "read_pod_log", "get_rayjob", "read_driver_log_tail"):
+            timed(AsyncKubeRayHook, method)
+        timed(DriverLog, "finish")
     names = [f"bench-{i:05d}" for i in range(args.n)]
     lag_task = asyncio.create_task(sample_lag())
     rss_before = proc.memory_info().rss

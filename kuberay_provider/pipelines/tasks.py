@@ -51,11 +51,13 @@ class BigQueryLineageMixin:
     bigquery_outputs: Sequence[Mapping[str, str]] = ()
     bigquery_project: str | None = None
 
-    def _set_lineage(self, inputs: Sequence[Mapping[str, str]], outputs: Sequence[Mapping[str, str]],
-                     project: str | None) -> None:
-        self.bigquery_inputs = _tables("bigquery_inputs", inputs)
-        self.bigquery_outputs = _tables("bigquery_outputs", outputs)
-        self.bigquery_project = project
+    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
+                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bigquery_inputs = _tables("bigquery_inputs", bigquery_inputs)
+        self.bigquery_outputs = _tables("bigquery_outputs", bigquery_outputs)
+        self.bigquery_project = bigquery_project
 
     def _bigquery_refs(self, entries: Sequence[Mapping[str, str]]) -> list[Any]:
         from kuberay_provider.lineage import bigquery_dataset
@@ -80,12 +82,6 @@ class LocalSparkEtlOperator(BigQueryLineageMixin, BashOperator):
 
     template_fields: Sequence[str] = (*BashOperator.template_fields, *LINEAGE_FIELDS)
 
-    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
-                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
-
 
 class SparkEtlOperator(BigQueryLineageMixin, SparkApplicationOperator):
     """The ETL as a SparkApplication: a :class:`~kuberay_provider.pipelines.spark.SparkApplicationOperator`
@@ -93,24 +89,12 @@ class SparkEtlOperator(BigQueryLineageMixin, SparkApplicationOperator):
 
     template_fields: Sequence[str] = (*SparkApplicationOperator.template_fields, *LINEAGE_FIELDS)
 
-    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
-                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
-
 
 class TrainingRayJobOperator(BigQueryLineageMixin, RayJobOperator):
     """The training job: a :class:`~kuberay_provider.operators.rayjob.RayJobOperator` reporting its BigQuery
     tables (see the module docstring for the ``bigquery_*`` parameters; every RayJobOperator parameter applies)."""
 
     template_fields: Sequence[str] = (*RayJobOperator.template_fields, *LINEAGE_FIELDS)
-
-    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
-                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
 
 
 __all__ = ("BigQueryLineageMixin", "LocalSparkEtlOperator", "SparkEtlOperator", "TrainingRayJobOperator")
