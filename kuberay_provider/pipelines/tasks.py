@@ -46,18 +46,19 @@ class BigQueryLineageMixin:
     :param bigquery_project: project of the table names that have none. (templated)
     """
 
+    # Each operator class below has its own ``__init__`` (the same three lines): Airflow's operator metaclass wraps
+    # the ``__init__`` of each operator class it creates and reads ``__wrapped__`` of the one it inherits, so an
+    # ``__init__`` on this plain mixin would break it (AttributeError on Airflow 3).
     # class defaults: the base operator's __init__ may read its template fields before they are set
     bigquery_inputs: Sequence[Mapping[str, str]] = ()
     bigquery_outputs: Sequence[Mapping[str, str]] = ()
     bigquery_project: str | None = None
 
-    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
-                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bigquery_inputs = _tables("bigquery_inputs", bigquery_inputs)
-        self.bigquery_outputs = _tables("bigquery_outputs", bigquery_outputs)
-        self.bigquery_project = bigquery_project
+    def _set_lineage(self, inputs: Sequence[Mapping[str, str]], outputs: Sequence[Mapping[str, str]],
+                     project: str | None) -> None:
+        self.bigquery_inputs = _tables("bigquery_inputs", inputs)
+        self.bigquery_outputs = _tables("bigquery_outputs", outputs)
+        self.bigquery_project = project
 
     def _bigquery_refs(self, entries: Sequence[Mapping[str, str]]) -> list[Any]:
         from kuberay_provider.lineage import bigquery_dataset
@@ -82,6 +83,12 @@ class LocalSparkEtlOperator(BigQueryLineageMixin, BashOperator):
 
     template_fields: Sequence[str] = (*BashOperator.template_fields, *LINEAGE_FIELDS)
 
+    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
+                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
+
 
 class SparkEtlOperator(BigQueryLineageMixin, SparkApplicationOperator):
     """The ETL as a SparkApplication: a :class:`~kuberay_provider.pipelines.spark.SparkApplicationOperator`
@@ -89,12 +96,24 @@ class SparkEtlOperator(BigQueryLineageMixin, SparkApplicationOperator):
 
     template_fields: Sequence[str] = (*SparkApplicationOperator.template_fields, *LINEAGE_FIELDS)
 
+    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
+                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
+
 
 class TrainingRayJobOperator(BigQueryLineageMixin, RayJobOperator):
     """The training job: a :class:`~kuberay_provider.operators.rayjob.RayJobOperator` reporting its BigQuery
     tables (see the module docstring for the ``bigquery_*`` parameters; every RayJobOperator parameter applies)."""
 
     template_fields: Sequence[str] = (*RayJobOperator.template_fields, *LINEAGE_FIELDS)
+
+    def __init__(self, *, bigquery_inputs: Sequence[Mapping[str, str]] = (),
+                 bigquery_outputs: Sequence[Mapping[str, str]] = (), bigquery_project: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._set_lineage(bigquery_inputs, bigquery_outputs, bigquery_project)
 
 
 __all__ = ("BigQueryLineageMixin", "LocalSparkEtlOperator", "SparkEtlOperator", "TrainingRayJobOperator")
