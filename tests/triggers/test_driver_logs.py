@@ -161,7 +161,7 @@ class _Ti:
 def test_a_failure_is_diagnosed_where_the_task_resumes_not_in_the_triggerer(api, namespace, tmp_path, stream_logs):
     import copy
 
-    from airflow.providers.common.compat.sdk import AirflowException
+    from kuberay_provider.compat import AirflowException
 
     from kuberay_provider.local.apiserver import now_iso
     from kuberay_provider.operators.rayjob import RayJobOperator
