@@ -162,7 +162,6 @@ def test_a_failure_is_diagnosed_where_the_task_resumes_not_in_the_triggerer(api,
     import copy
 
     from kuberay_provider.compat import AirflowException
-
     from kuberay_provider.local.apiserver import now_iso
     from kuberay_provider.operators.rayjob import RayJobOperator
     from kuberay_provider.sensors.rayjob import RayJobSensor
