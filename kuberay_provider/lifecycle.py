@@ -310,7 +310,7 @@ def with_diagnostics(event: Mapping[str, Any], hook: Callable[[], KubeRayHook]) 
     default; the submitter Job and the events outlive the cluster). The trigger reports only the outcome and the
     log tail: a wave of a thousand failures must not cost the shared triggerer three reads each.
 
-    :param event: an outcome event (:func:`~kuberay_provider.outcome.outcome_event`); returned as it is for a
+    :param event: an outcome event (``outcome.outcome_event``); returned as it is for a
         success, without a status to diagnose, or with diagnostics already in it.
     :param hook: makes the hook to read with (called only if there is something to diagnose).
     """
