@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kuberay_provider.bigquery.names import qualify_table_name
 from kuberay_provider.errors import InvalidParameterError
 
 BIGQUERY_NAMESPACE = "bigquery"
@@ -52,17 +53,11 @@ def bigquery_table_name(table: str, project: str | None = None, *, param: str = 
     """``[project.]dataset.table`` → ``project.dataset.table`` (``project`` fills a missing one).
 
     Raises :class:`~kuberay_provider.errors.InvalidParameterError` naming ``param`` for an unrendered template or
-    a malformed name.
+    a malformed name (the rules of :mod:`kuberay_provider.bigquery.names`, as the jobs and the BigQuery I/O apply).
     """
     if not isinstance(table, str) or not table.strip() or _is_template(table):
         raise InvalidParameterError(param, table, "must be a rendered BigQuery table name [project.]dataset.table")
-    parts = table.strip().split(".")
-    if len(parts) == 2 and project and not _is_template(project):
-        parts = [project.strip(), *parts]
-    if len(parts) != 3 or not all(parts):
-        raise InvalidParameterError(param, table, "must be a BigQuery table name project.dataset.table "
-                                                  "(or dataset.table with a project)")
-    return ".".join(parts)
+    return qualify_table_name(table, None if _is_template(project) else project, param=param)
 
 
 def bigquery_dataset(table: str, project: str | None = None,

@@ -18,7 +18,6 @@ Writes are all-or-nothing:
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from kuberay_provider.bigquery import schema as schema_mod
 from kuberay_provider.bigquery.clients import bigquery_client, read_client, write_client
 from kuberay_provider.bigquery.config import BigQueryConfig
 from kuberay_provider.bigquery.errors import BigQueryIOError
+from kuberay_provider.bigquery.names import parse_table_name
 from kuberay_provider.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -42,14 +42,6 @@ TEMP_DATASET = "kuberay_tmp"
 
 
 # ---------------------------------------------------------------------------- table names
-_NAME_RULES = (re.compile(r"[a-z0-9][a-z0-9-]{0,62}"), re.compile(r"[A-Za-z0-9_]{1,1024}"), re.compile(r"[\w-]{1,1024}"))
-_NAME_RULE_TEXT = (
-    "the project id must be lower-case letters, digits and '-'",
-    "the dataset name must be letters, digits and '_'",
-    "the table name must be letters, digits, '_' and '-' (no spaces, quotes or ';')",
-)
-
-
 @dataclass(frozen=True)
 class TableRef:
     """A fully qualified table: ``project.dataset.table``."""
@@ -60,19 +52,14 @@ class TableRef:
 
     @classmethod
     def parse(cls, table: str, config: BigQueryConfig, parameter: str = "table") -> TableRef:
-        """Parse ``project.dataset.table`` or ``dataset.table`` (project from config); backticks and ``:`` allowed."""
-        if not isinstance(table, str) or not table.strip():
-            raise InvalidParameterError(parameter, table, "a table name 'dataset.table' or 'project.dataset.table' is required")
-        parts = table.strip().strip("`").replace(":", ".").split(".")
-        if len(parts) == 2:
-            parts.insert(0, config.project)
-        if len(parts) != 3 or not all(parts):
-            raise InvalidParameterError(parameter, table, "must be 'dataset.table' or 'project.dataset.table'")
-        # The names end up back-quoted in SQL (CREATE OR REPLACE TABLE, MERGE): nothing that could leave the quotes.
-        for part, pattern, rule in zip(parts, _NAME_RULES, _NAME_RULE_TEXT, strict=True):
-            if not pattern.fullmatch(part):
-                raise InvalidParameterError(parameter, table, rule)
-        return cls(*parts)
+        """Parse ``[project.]dataset.table`` (project from ``config``) in the forms and by the rules of
+        :mod:`kuberay_provider.bigquery.names`; raises :class:`InvalidParameterError` naming ``parameter``.
+
+        The names end up back-quoted in SQL (``CREATE OR REPLACE TABLE``, ``MERGE``): those rules let nothing pass
+        that could leave the quotes.
+        """
+        name = parse_table_name(table, config.project, param=parameter)
+        return cls(name.project, name.dataset, name.table)
 
     @property
     def id(self) -> str:

@@ -13,44 +13,30 @@ Composer environment variable), never from the metadata database, else the defau
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from kuberay_provider.bigquery.names import parse_table_name
 from kuberay_provider.errors import InvalidParameterError
 
 #: the pipeline's tables that are assets, by their role
 ASSET_ROLES = ("features", "metrics", "predictions")
 DEFAULT_PROJECT = "local-project"
 DEFAULT_DATASET = "churn"
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9.:-]{0,62}[a-z0-9]$")  # as the jobs' --*-table arguments accept
-_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_$-]{1,1024}$")
 
 
 def bigquery_asset_uri(table: str, project: str | None = None, *, param: str = "table") -> str:
     """``[project.]dataset.table`` (``project`` fills a missing one) → ``bigquery://project/dataset/table``.
 
     Raises :class:`InvalidParameterError` naming ``param`` for a template (an asset URI is fixed at parse time),
-    a malformed name or a missing project.
+    a malformed name or a missing project; names follow :mod:`kuberay_provider.bigquery.names`, as the jobs and the
+    BigQuery I/O check them.
     """
     if not isinstance(table, str) or "{{" in table or "{%" in table:
         raise InvalidParameterError(param, table, "must be a literal BigQuery table name [project.]dataset.table "
                                                   "(asset URIs are fixed when the DAG is parsed, templates are not)")
-    parts = table.strip().split(".")
-    if len(parts) == 3:
-        project, dataset, name = parts
-    elif len(parts) == 2 and project:
-        dataset, name = parts
-    elif len(parts) == 2:
-        raise InvalidParameterError(param, table, "names no project: pass it as project.dataset.table")
-    else:
-        raise InvalidParameterError(param, table, "must be a BigQuery table name [project.]dataset.table")
-    if not _PROJECT_RE.match(project or ""):
-        raise InvalidParameterError(param, table, f"project {project!r} is not a BigQuery project id")
-    if not _NAME_RE.match(dataset) or not _TABLE_RE.match(name):
-        raise InvalidParameterError(param, table, "must be a BigQuery table name [project.]dataset.table")
-    return f"bigquery://{project}/{dataset}/{name}"
+    name = parse_table_name(table, project, param=param)
+    return f"bigquery://{name.project}/{name.dataset}/{name.table}"
 
 
 def bigquery_asset(table: str, project: str | None = None, *, param: str = "table") -> Any:

@@ -44,6 +44,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from kuberay_provider.bigquery.names import check_table_name, split_table_name
 from kuberay_provider.errors import InvalidParameterError
 from kuberay_provider.namespaces import DEFAULT_NAMESPACE
 from kuberay_provider.pipelines import JOBS_DIR, TEMPLATES_DIR
@@ -83,8 +84,8 @@ def choose_spark_mode(mode: str) -> str:
 def _check_table(param: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(param, value, "must be a BigQuery table name, [project.]dataset.table")
-    if not _is_template(value) and value.count(".") not in (1, 2):
-        raise InvalidParameterError(param, value, "must be a BigQuery table name, [project.]dataset.table")
+    if not _is_template(value):
+        check_table_name(value, param=param)  # the rules the job's argparse types and the BigQuery I/O apply
 
 
 def etl_arguments(*, window_start: str, window_end: str, raw_events_table: str, raw_customers_table: str,
@@ -117,9 +118,12 @@ def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> di
     project = None if _is_template(bigquery_project) else bigquery_project
     chosen = {}
     for role, table in tables.items():
-        if _is_template(table) or (table.count(".") == 1 and project is None):
+        if _is_template(table):
             continue
-        chosen[role] = table if table.count(".") == 2 else f"{project}.{table}"
+        own_project, dataset, name = split_table_name(table, param=f"{role}_table")
+        if own_project is None and project is None:
+            continue
+        chosen[role] = table if own_project is not None else f"{project}.{dataset}.{name}"
     return chosen
 
 

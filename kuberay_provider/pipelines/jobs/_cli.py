@@ -1,25 +1,30 @@
-"""Argument helpers shared by the pipeline jobs: every error names the argument. Standard library only."""
+"""Argument helpers shared by the pipeline jobs: every error names the argument.
+
+Standard library only, besides the provider's standard-library-only table-name rules
+(:mod:`kuberay_provider.bigquery.names`, shipped with the jobs).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-# project.dataset.table; project ids may contain '-' (and a domain prefix such as 'example.com:'), datasets and tables not.
-_TABLE_RE = re.compile(r"^(?:[a-z][a-z0-9.:-]{0,62}[a-z0-9]\.)?[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$")
+from kuberay_provider.bigquery.names import check_table_name, qualify_table_name
+from kuberay_provider.errors import InvalidParameterError
 
 
 def table_arg(name: str):
-    """An argparse ``type=`` accepting ``[project.]dataset.table``; errors name ``name``."""
+    """An argparse ``type=`` accepting ``[project.]dataset.table`` by the rules of
+    :mod:`kuberay_provider.bigquery.names` (the project may be left to ``--project``); errors name ``name``."""
 
     def parse(value: str) -> str:
-        if not _TABLE_RE.match(value or ""):
-            raise argparse.ArgumentTypeError(f"{name}={value!r}: expected a BigQuery table as [project.]dataset.table")
-        return value
+        try:
+            return check_table_name(value, param=name).strip()
+        except InvalidParameterError as exc:
+            raise argparse.ArgumentTypeError(f"{name}={value!r}: {exc.rule}") from None
 
     return parse
 
@@ -75,9 +80,14 @@ def check_window(parser: argparse.ArgumentParser, start: datetime, end: datetime
         parser.error(f"--start={start.isoformat()} must be before --end={end.isoformat()}")
 
 
-def qualify(table: str, project: str) -> str:
-    """``dataset.table`` → ``project.dataset.table``; fully qualified names are returned unchanged."""
-    return table if table.count(".") >= 2 else f"{project}.{table}"
+def qualify(table: str, project: str, name: str = "--project") -> str:
+    """``dataset.table`` → ``project.dataset.table``; a name with its own project keeps it (legacy
+    ``project:dataset.table`` comes back as ``project.dataset.table``). A missing or bad ``project`` exits with a
+    usage-style error naming ``name``."""
+    try:
+        return qualify_table_name(table, project, param=name)
+    except InvalidParameterError as exc:
+        raise SystemExit(f"{name}={project!r} for {table!r}: {exc.rule}") from None
 
 
 def print_summary(summary: dict[str, Any]) -> None:
