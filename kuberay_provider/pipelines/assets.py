@@ -40,10 +40,19 @@ def bigquery_asset_uri(table: str, project: str | None = None, *, param: str = "
 
 
 def bigquery_asset(table: str, project: str | None = None, *, param: str = "table") -> Any:
-    """An Airflow ``Asset`` (a ``Dataset`` on Airflow 2) for a BigQuery table (see :func:`bigquery_asset_uri`)."""
+    """An Airflow ``Asset`` (a ``Dataset`` on Airflow 2) for a BigQuery table (see :func:`bigquery_asset_uri`).
+
+    Raises :class:`InvalidParameterError` naming ``param`` where Airflow itself refuses the URI (Airflow 2's
+    datasets take ASCII URIs only: a table named with other letters is a valid BigQuery table but no dataset there).
+    """
     from kuberay_provider.compat import Asset
 
-    return Asset(bigquery_asset_uri(table, project, param=param))
+    uri = bigquery_asset_uri(table, project, param=param)
+    try:
+        return Asset(uri)
+    except ValueError as exc:
+        raise InvalidParameterError(param, table, f"Airflow cannot make {uri!r} an asset ({exc}); leave the table out "
+                                                  "of the assets (asset_tables) or rename it") from exc
 
 
 def pipeline_assets(tables: Mapping[str, str], project: str | None = None) -> dict[str, Any]:

@@ -114,7 +114,8 @@ def train_arguments(*, features_table: str, metrics_table: str, predictions_tabl
 
 def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> dict[str, str]:
     """The pipeline tables whose names are known when the DAG is parsed (literals), qualified with the project
-    when that is a literal too; templated names are left out (pass ``asset_tables`` for them)."""
+    when that is a literal too; templated names, and names Airflow cannot make an asset of, are left out (pass
+    ``asset_tables`` for them)."""
     project = None if _is_template(bigquery_project) else bigquery_project
     chosen = {}
     for role, table in tables.items():
@@ -123,7 +124,14 @@ def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> di
         own_project, dataset, name = split_table_name(table, param=f"{role}_table")
         if own_project is None and project is None:
             continue
-        chosen[role] = table if own_project is not None else f"{project}.{dataset}.{name}"
+        qualified = table if own_project is not None else f"{project}.{dataset}.{name}"
+        from kuberay_provider.pipelines.assets import bigquery_asset
+
+        try:
+            bigquery_asset(qualified)
+        except InvalidParameterError:  # a name Airflow takes for no asset (Airflow 2: ASCII URIs only)
+            continue
+        chosen[role] = qualified
     return chosen
 
 

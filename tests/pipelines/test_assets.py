@@ -125,3 +125,19 @@ def test_the_pipelines_outlets_record_events_and_queue_the_downstream_dag(airflo
     predictions, metrics = (f"bigquery://local-project/churn/{t}" for t in ("predictions", "metrics"))
     assert queued_consumers(predictions) == {"churn_predictions_report"}
     assert queued_consumers(metrics) == set()  # nobody is scheduled on metrics
+
+
+def test_a_table_airflow_takes_for_no_asset_is_a_clear_error_and_no_default_asset() -> None:
+    from kuberay_provider.compat import airflow_major_version
+    from kuberay_provider.pipelines.builder import default_asset_tables
+
+    airflow2 = airflow_major_version() == 2  # Airflow 2's datasets take ASCII URIs only; Airflow 3's assets take any
+    tables = {"features": "p-1.d.tábla", "metrics": "p-1.d.metrics"}
+    if airflow2:
+        with pytest.raises(InvalidParameterError) as exc:
+            pipeline_assets({"features": tables["features"]})
+        assert exc.value.parameter == "asset_tables['features']" and "ASCII" in str(exc.value)
+        assert default_asset_tables(tables, "p-1") == {"metrics": "p-1.d.metrics"}  # left out, not refused
+    else:
+        assert _uris(pipeline_assets({"features": tables["features"]}).values()) == ["bigquery://p-1/d/tábla"]
+        assert default_asset_tables(tables, "p-1") == tables
