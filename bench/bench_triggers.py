@@ -3,7 +3,8 @@
 For each design and N, a fresh child process runs N ``RayJobTrigger`` waits in one asyncio loop (what a triggerer
 does), the API server runs in its own process (seeded with N running RayJobs and, with logs, N running submitter
 pods whose log has a few lines), and a third process drives the RayJobs' statuses through the API (HTTP status
-PATCHes; the submitter pod finishes first, as in KubeRay) in waves. Every 10th RayJob fails (the failure path: its log tail; diagnostics are read by the resumed task, not here).
+PATCHes; the submitter pod finishes first, as in KubeRay) in waves. Every 10th RayJob fails (the failure path:
+its log tail; diagnostics are read by the resumed task, not here).
 
 Designs: ``shared`` is the product (one client per connection, one RayJob watch and one submitter-pod watch per
 namespace, bounded log follows); ``baseline`` is the one-watch-per-trigger design the provider had before
