@@ -53,7 +53,7 @@ def bigquery_table_name(table: str, project: str | None = None, *, param: str = 
     """``[project.]dataset.table`` → ``project.dataset.table`` (``project`` fills a missing one).
 
     Raises :class:`~kuberay_provider.errors.InvalidParameterError` naming ``param`` for an unrendered template or
-    a malformed name (the rules of :mod:`kuberay_provider.bigquery.names`, as the jobs and the BigQuery I/O apply).
+    a malformed name (the rules of ``kuberay_provider.bigquery.names``, as the jobs and the BigQuery I/O apply).
     """
     if not isinstance(table, str) or not table.strip() or _is_template(table):
         raise InvalidParameterError(param, table, "must be a rendered BigQuery table name [project.]dataset.table")

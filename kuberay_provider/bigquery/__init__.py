@@ -3,7 +3,7 @@
 Importing this package is cheap: it never imports google.cloud, ray or pyspark.
 The heavy modules are imported by the jobs that use them:
 
-- :mod:`kuberay_provider.bigquery.names` — the one set of table-name rules (``[project.]dataset.table``), used by
+- ``kuberay_provider.bigquery.names`` — the one set of table-name rules (``[project.]dataset.table``), used by
   the jobs, the BigQuery I/O and the Airflow side (asset URIs, lineage, the pipeline builder); standard library only.
 - :mod:`kuberay_provider.bigquery.config` — :class:`BigQueryConfig` (picklable connection settings).
 - :mod:`kuberay_provider.bigquery.clients` — the one way to build REST / Storage Read / Storage Write clients.

@@ -53,7 +53,7 @@ class TableRef:
     @classmethod
     def parse(cls, table: str, config: BigQueryConfig, parameter: str = "table") -> TableRef:
         """Parse ``[project.]dataset.table`` (project from ``config``) in the forms and by the rules of
-        :mod:`kuberay_provider.bigquery.names`; raises :class:`InvalidParameterError` naming ``parameter``.
+        ``kuberay_provider.bigquery.names``; raises :class:`InvalidParameterError` naming ``parameter``.
 
         The names end up back-quoted in SQL (``CREATE OR REPLACE TABLE``, ``MERGE``): those rules let nothing pass
         that could leave the quotes.

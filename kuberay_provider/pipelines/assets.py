@@ -29,7 +29,7 @@ def bigquery_asset_uri(table: str, project: str | None = None, *, param: str = "
     """``[project.]dataset.table`` (``project`` fills a missing one) → ``bigquery://project/dataset/table``.
 
     Raises :class:`InvalidParameterError` naming ``param`` for a template (an asset URI is fixed at parse time),
-    a malformed name or a missing project; names follow :mod:`kuberay_provider.bigquery.names`, as the jobs and the
+    a malformed name or a missing project; names follow ``kuberay_provider.bigquery.names``, as the jobs and the
     BigQuery I/O check them.
     """
     if not isinstance(table, str) or "{{" in table or "{%" in table:

@@ -1,7 +1,7 @@
 """Argument helpers shared by the pipeline jobs: every error names the argument.
 
 Standard library only, besides the provider's standard-library-only table-name rules
-(:mod:`kuberay_provider.bigquery.names`, shipped with the jobs).
+(``kuberay_provider.bigquery.names``, shipped with the jobs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kuberay_provider.errors import InvalidParameterError
 
 def table_arg(name: str):
     """An argparse ``type=`` accepting ``[project.]dataset.table`` by the rules of
-    :mod:`kuberay_provider.bigquery.names` (the project may be left to ``--project``); errors name ``name``."""
+    ``kuberay_provider.bigquery.names`` (the project may be left to ``--project``); errors name ``name``."""
 
     def parse(value: str) -> str:
         try:
