@@ -898,6 +898,7 @@ class KubeAPIServer:
         follow = request.query.get("follow", "").lower() in ("true", "1")
         tail = request.query.get("tailLines")
         data = source.path.read_bytes() if source and source.path.exists() else b""
+        read_up_to = len(data)  # a follow goes on from what was read, not from the file's size once headers are out
         cri = bool(source and source.cri)
         stamps = request.query.get("timestamps", "").lower() in ("true", "1")
         consumed = len(podlogs.complete_lines(data)) if cri else None
@@ -913,7 +914,7 @@ class KubeAPIServer:
         response = web.StreamResponse(headers={"Content-Type": "text/plain", "Transfer-Encoding": "chunked"})
         await response.prepare(request)
         await response.write(data)
-        offset = consumed if consumed is not None else source.path.stat().st_size if source and source.path.exists() else 0
+        offset = consumed if consumed is not None else read_up_to
         try:
             while True:
                 pod = self._stored(pods, namespace, name)

@@ -320,6 +320,46 @@ def test_pod_log_follow_streams_until_terminated(core: client.CoreV1Api, local_s
     assert created.metadata.name == "logger"
 
 
+def test_a_line_written_while_a_follow_starts_is_not_skipped(core: client.CoreV1Api, local_stack: LocalStack,
+                                                              namespace: str, tmp_path: Path, monkeypatch) -> None:
+    from aiohttp import web
+
+    core.create_namespaced_pod(namespace, pod("starter"))
+    log_file = tmp_path / "main.log"
+    log_file.write_text("line 1\n")
+    local_stack.server.register_log(namespace, "starter", "main", log_file)
+    running = {"phase": "Running", "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0,
+                                                           "image": "busybox", "imageID": "",
+                                                           "state": {"running": {}}}]}
+    core.patch_namespaced_pod_status("starter", namespace, {"status": running})
+    prepare = web.StreamResponse.prepare
+
+    async def prepare_then_write(self, request):  # the driver writes a line while the headers go out
+        writer = await prepare(self, request)
+        if request.path.endswith("/starter/log"):
+            with log_file.open("a") as fh:
+                fh.write("line 2\n")
+        return writer
+
+    monkeypatch.setattr(web.StreamResponse, "prepare", prepare_then_write)
+    chunks: list[str] = []
+
+    def follow() -> None:
+        resp = core.read_namespaced_pod_log("starter", namespace, container="main", follow=True,
+                                            _preload_content=False)
+        for chunk in resp.stream(16):
+            chunks.append(chunk.decode())
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    time.sleep(0.5)
+    finished = {"phase": "Succeeded", "containerStatuses": [{**running["containerStatuses"][0], "ready": False,
+                                                             "state": {"terminated": {"exitCode": 0}}}]}
+    core.patch_namespaced_pod_status("starter", namespace, {"status": finished})
+    thread.join(5)
+    assert "".join(chunks) == "line 1\nline 2\n"
+
+
 def test_faults_apply_to_external_clients_only(core: client.CoreV1Api, local_stack: LocalStack,
                                                namespace: str) -> None:
     server = local_stack.server
