@@ -281,6 +281,24 @@ def test_background_gc_deletes_dependents(core: client.CoreV1Api, namespace: str
     assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["unrelated"]
 
 
+_RUNNING = {"phase": "Running", "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0,
+                                                        "image": "busybox", "imageID": "", "state": {"running": {}}}]}
+
+
+def _follow_in_thread(core: client.CoreV1Api, name: str, namespace: str) -> tuple[list[str], threading.Thread]:
+    """Follow container ``main``'s log of ``name`` in a thread; the chunks it reads land in the returned list."""
+    chunks: list[str] = []
+
+    def follow() -> None:
+        resp = core.read_namespaced_pod_log(name, namespace, container="main", follow=True, _preload_content=False)
+        for chunk in resp.stream(16):
+            chunks.append(chunk.decode())
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    return chunks, thread
+
+
 def test_pod_log_follow_streams_until_terminated(core: client.CoreV1Api, local_stack: LocalStack, namespace: str,
                                                  tmp_path: Path) -> None:
     created = core.create_namespaced_pod(namespace, pod("logger"))
@@ -290,21 +308,10 @@ def test_pod_log_follow_streams_until_terminated(core: client.CoreV1Api, local_s
     log_file = tmp_path / "main.log"
     log_file.write_text("line 1\n")
     local_stack.server.register_log(namespace, "logger", "main", log_file)
-    running = {"phase": "Running", "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0,
-                                                           "image": "busybox", "imageID": "",
-                                                           "state": {"running": {}}}]}
+    running = _RUNNING
     core.patch_namespaced_pod_status("logger", namespace, {"status": running})
     assert read_log(core, "logger", namespace, container="main") == "line 1\n"
-    chunks: list[str] = []
-
-    def follow() -> None:
-        resp = core.read_namespaced_pod_log("logger", namespace, container="main", follow=True,
-                                            _preload_content=False)
-        for chunk in resp.stream(16):
-            chunks.append(chunk.decode())
-
-    thread = threading.Thread(target=follow)
-    thread.start()
+    chunks, thread = _follow_in_thread(core, "logger", namespace)
     time.sleep(0.5)
     with log_file.open("a") as fh:
         fh.write("line 2\nline 3\n")
@@ -328,9 +335,7 @@ def test_a_line_written_while_a_follow_starts_is_not_skipped(core: client.CoreV1
     log_file = tmp_path / "main.log"
     log_file.write_text("line 1\n")
     local_stack.server.register_log(namespace, "starter", "main", log_file)
-    running = {"phase": "Running", "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0,
-                                                           "image": "busybox", "imageID": "",
-                                                           "state": {"running": {}}}]}
+    running = _RUNNING
     core.patch_namespaced_pod_status("starter", namespace, {"status": running})
     prepare = web.StreamResponse.prepare
 
@@ -342,16 +347,7 @@ def test_a_line_written_while_a_follow_starts_is_not_skipped(core: client.CoreV1
         return writer
 
     monkeypatch.setattr(web.StreamResponse, "prepare", prepare_then_write)
-    chunks: list[str] = []
-
-    def follow() -> None:
-        resp = core.read_namespaced_pod_log("starter", namespace, container="main", follow=True,
-                                            _preload_content=False)
-        for chunk in resp.stream(16):
-            chunks.append(chunk.decode())
-
-    thread = threading.Thread(target=follow)
-    thread.start()
+    chunks, thread = _follow_in_thread(core, "starter", namespace)
     time.sleep(0.5)
     finished = {"phase": "Succeeded", "containerStatuses": [{**running["containerStatuses"][0], "ready": False,
                                                              "state": {"terminated": {"exitCode": 0}}}]}
