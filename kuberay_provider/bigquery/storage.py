@@ -29,7 +29,7 @@ from kuberay_provider.bigquery import schema as schema_mod
 from kuberay_provider.bigquery.clients import bigquery_client, read_client, write_client
 from kuberay_provider.bigquery.config import BigQueryConfig
 from kuberay_provider.bigquery.errors import BigQueryIOError
-from kuberay_provider.bigquery.names import parse_table_name
+from kuberay_provider.bigquery.names import TableName, parse_table_name
 from kuberay_provider.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -43,12 +43,9 @@ TEMP_DATASET = "kuberay_tmp"
 
 # ---------------------------------------------------------------------------- table names
 @dataclass(frozen=True)
-class TableRef:
-    """A fully qualified table: ``project.dataset.table``."""
-
-    project: str
-    dataset: str
-    table: str
+class TableRef(TableName):
+    """A fully qualified table (:class:`~kuberay_provider.bigquery.names.TableName`: ``project``, ``dataset``,
+    ``table``, ``id``) with the Storage API path and the SQL form the I/O needs."""
 
     @classmethod
     def parse(cls, table: str, config: BigQueryConfig, parameter: str = "table") -> TableRef:
@@ -62,11 +59,6 @@ class TableRef:
         return cls(name.project, name.dataset, name.table)
 
     @property
-    def id(self) -> str:
-        """``project.dataset.table``."""
-        return f"{self.project}.{self.dataset}.{self.table}"
-
-    @property
     def path(self) -> str:
         """Storage API resource name ``projects/p/datasets/d/tables/t``."""
         return f"projects/{self.project}/datasets/{self.dataset}/tables/{self.table}"
@@ -75,9 +67,6 @@ class TableRef:
     def sql(self) -> str:
         """Back-quoted for SQL."""
         return f"`{self.id}`"
-
-    def __str__(self) -> str:
-        return self.id
 
 
 # ---------------------------------------------------------------------------- errors

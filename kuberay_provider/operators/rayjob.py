@@ -655,9 +655,16 @@ class RayJobOperator(TemplateFileFields, BaseOperator):
         namespace = self._rayjob_namespace or (status.namespace if status else c.DEFAULT_NAMESPACE)
         if status:
             self._persist_dashboard(context, status)
-        event = lifecycle.with_diagnostics(event, lambda: hook or self.hook())  # before any cleanup
+        made: list[KubeRayHook] = [hook] if hook is not None else []
+
+        def one_hook() -> KubeRayHook:  # diagnostics and cleanup share one hook, made only if either needs it
+            if not made:
+                made.append(self.hook())
+            return made[0]
+
+        event = lifecycle.with_diagnostics(event, one_hook)  # before any cleanup
         decision = lifecycle.finish(event, name=name, namespace=namespace, cleanup_policy=self.cleanup_policy,
-                                    hook=lambda: hook or self.hook(), log=self.log)
+                                    hook=one_hook, log=self.log)
         if kind == SUCCESS:
             self.log.info("%s", event.get("message"))
             return xcom_summary(status, name=name, namespace=namespace, reattached=reattached)

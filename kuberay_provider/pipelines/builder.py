@@ -116,6 +116,8 @@ def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> di
     """The pipeline tables whose names are known when the DAG is parsed (literals), qualified with the project
     when that is a literal too; templated names, and names Airflow cannot make an asset of, are left out (pass
     ``asset_tables`` for them)."""
+    from kuberay_provider.pipelines.assets import bigquery_asset
+
     project = None if _is_template(bigquery_project) else bigquery_project
     chosen = {}
     for role, table in tables.items():
@@ -125,8 +127,6 @@ def default_asset_tables(tables: Mapping[str, str], bigquery_project: str) -> di
         if own_project is None and project is None:
             continue
         qualified = table if own_project is not None else f"{project}.{dataset}.{name}"
-        from kuberay_provider.pipelines.assets import bigquery_asset
-
         try:
             bigquery_asset(qualified)
         except InvalidParameterError:  # a name Airflow takes for no asset (Airflow 2: ASCII URIs only)
